@@ -1,0 +1,32 @@
+# Two commands for a new user: `make demo` and `make test`. Each sets itself up.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SLOW ?= 0
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+# Re-install only when the dependency list changes (fast when already done).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,synth]'
+	touch $(STAMP)
+
+demo: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH bash recipes/aishell/run.sh --demo
+
+test: setup
+	bash tools/run_tests.sh $(BIN)/python $(SLOW)
+
+test-all: SLOW=1
+test-all: test
+
+bench: setup
+	$(BIN)/python tools/bench_data.py
+
+clean:
+	rm -rf $(VENV) exp data

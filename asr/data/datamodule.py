@@ -1,0 +1,109 @@
+"""Lightning DataModule: manifests (or tar shards) -> dynamic, length-bucketed batches of features.
+
+Batch size is given as ``global_batch_frames``: the padded feature frames one optimizer step sees,
+summed over devices and gradient-accumulation steps. Each device batch gets
+``global_batch_frames / (world_size * accumulate_grad_batches)`` frames, so the same config trains
+with the same effective batch on 1 GPU and on 8 (with 8 GPUs each device batch is 8 times smaller).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from asr.augment.chain import AugmentChain
+from asr.data.batching import DynamicBucketBatchSampler, per_device_max_frames
+from asr.data.dataset import ManifestDataset
+from asr.data.manifest import Manifest
+from asr.data.pipeline import SamplePipeline, collate
+from asr.data.shards import ShardDataset
+from asr.features.cmvn import GlobalCMVN
+from asr.features.fbank import Fbank
+from asr.tokenizer import Tokenizer, load_tokenizer
+
+
+class ASRDataModule(pl.LightningDataModule):
+    """Args:
+        train_manifest, val_manifest, test_manifest: JSON-lines manifests (test optional).
+        lang_dir: folder of the tokenizer (``units.txt``, and ``bpe.model`` for BPE).
+        tokenizer_kind: ``char``, ``pinyin`` or ``bpe``.
+        cmvn: global CMVN statistics file.
+        features: the feature extractor.
+        augment: ``{"waveform": [augmentations], "specaug": SpecAugment | None}`` for training, or None.
+        global_batch_frames: padded frames per optimizer step over all devices (see the module docstring).
+        val_max_frames: frames per validation batch on each device (default: the training value).
+        max_batch_size: optional cap on utterances per batch.
+        bucket_size: utterances sorted together when forming training batches.
+        num_workers: DataLoader workers per device.
+        seed: base seed of batching and augmentation.
+        train_shards: a ``shards.list`` to stream training data from instead of ``train_manifest``.
+        resample: resample audio of another rate (with a warning) instead of refusing it.
+    """
+
+    def __init__(self, train_manifest: str, val_manifest: str, lang_dir: str, cmvn: str, features: Fbank,
+                 test_manifest: str | None = None, tokenizer_kind: str = "char", augment: dict | None = None,
+                 global_batch_frames: int = 20000, val_max_frames: int | None = None, max_batch_size: int | None = None,
+                 bucket_size: int = 5000, num_workers: int = 2, seed: int = 0, train_shards: str | None = None,
+                 resample: bool = True):
+        super().__init__()
+        self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
+        self.tokenizer: Tokenizer = load_tokenizer(lang_dir, tokenizer_kind)
+        self.cmvn, self.features, self.resample = GlobalCMVN.load(cmvn), features, resample
+        augment = augment or {}
+        self.augment = AugmentChain(augment.get("waveform") or [])
+        self.specaug = augment.get("specaug")
+        self.global_batch_frames, self.val_max_frames = global_batch_frames, val_max_frames
+        self.max_batch_size, self.bucket_size, self.num_workers = max_batch_size, bucket_size, num_workers
+        self.seed, self.train_shards = seed, train_shards
+        self.samplers: dict[str, DynamicBucketBatchSampler] = {}
+
+    def pipeline(self, train: bool) -> SamplePipeline:
+        return SamplePipeline(self.features, self.cmvn, self.tokenizer, self.augment if train else None,
+                              self.specaug if train else None, self.resample)
+
+    def _world(self) -> tuple[int, int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0, 1
+        return trainer.world_size, trainer.global_rank, trainer.accumulate_grad_batches
+
+    @property
+    def max_frames(self) -> int:
+        world, _, accumulate = self._world()
+        return per_device_max_frames(self.global_batch_frames, world, accumulate)
+
+    def _loader(self, split: str) -> DataLoader:
+        train = split == "train"
+        world, rank, _ = self._world()
+        max_frames = self.max_frames if train else (self.val_max_frames or self.max_frames)
+        if train and self.train_shards:
+            dataset = ShardDataset(self.train_shards, self.pipeline(True), max_frames, shuffle=True, augment=True,
+                                   seed=self.seed, num_replicas=world, rank=rank)
+            self.samplers[split] = dataset  # has set_epoch too
+            return DataLoader(dataset, batch_size=None, num_workers=self.num_workers)
+        if self.manifests[split] is None:
+            raise ValueError(f"no {split} manifest configured (data.{split}_manifest)")
+        manifest = Manifest(self.manifests[split])
+        frames = [self.features.num_frames(int(d * self.features.sample_rate)) for d in manifest.durations]
+        ids = [manifest[i]["id"] for i in range(len(manifest))] if max(frames, default=0) > max_frames else None
+        sampler = DynamicBucketBatchSampler(frames, max_frames, shuffle=train, seed=self.seed, bucket_size=self.bucket_size,
+                                            num_replicas=world, rank=rank, ids=ids, max_batch_size=self.max_batch_size)
+        self.samplers[split] = sampler
+        dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed)
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the training order and augmentation for ``epoch`` (called at each epoch start)."""
+        if "train" in self.samplers:
+            self.samplers["train"].set_epoch(epoch)

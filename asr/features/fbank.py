@@ -1,0 +1,48 @@
+"""80-dim log-mel filterbank, Kaldi-compatible (torchaudio's ``compliance.kaldi.fbank``).
+
+Audio in [-1, 1] is scaled to the 16-bit range first, as Kaldi and AISHELL-1 recipes do, so the
+log energies match Kaldi's and ``kaldi-native-fbank``'s.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torchaudio.compliance.kaldi as kaldi
+
+
+@dataclass
+class Fbank:
+    """Kaldi-style fbank.
+
+    Args:
+        num_mel_bins: mel bands (80 for AISHELL-1 recipes).
+        frame_length_ms / frame_shift_ms: window and hop in milliseconds (25 / 10).
+        dither: Gaussian dither amplitude (in 16-bit units); 0 makes features deterministic.
+        preemphasis: pre-emphasis coefficient (Kaldi's 0.97; 0 turns it off).
+        sample_rate: expected input rate.
+    """
+
+    num_mel_bins: int = 80
+    frame_length_ms: float = 25.0
+    frame_shift_ms: float = 10.0
+    dither: float = 0.0
+    preemphasis: float = 0.97
+    sample_rate: int = 16000
+
+    def __call__(self, wav: torch.Tensor) -> torch.Tensor:
+        """Args: wav: (1, N) or (N,) float in [-1, 1]. Returns: feats (T, num_mel_bins) float32."""
+        wav = wav.reshape(1, -1).float() * 32768.0
+        return kaldi.fbank(
+            wav, num_mel_bins=self.num_mel_bins, frame_length=self.frame_length_ms,
+            frame_shift=self.frame_shift_ms, dither=self.dither, preemphasis_coefficient=self.preemphasis,
+            energy_floor=0.0, sample_frequency=self.sample_rate, window_type="povey")
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames Kaldi produces for ``num_samples`` samples (snip_edges=True)."""
+        win = int(self.sample_rate * self.frame_length_ms / 1000)
+        hop = int(self.sample_rate * self.frame_shift_ms / 1000)
+        return 0 if num_samples < win else 1 + (num_samples - win) // hop
+
+    def to_dict(self) -> dict:
+        return asdict(self)

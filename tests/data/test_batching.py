@@ -1,0 +1,84 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from asr.data.batching import DynamicBucketBatchSampler, pack_by_frames, per_device_max_frames
+
+
+def lengths(n=500, seed=0):
+    return np.random.default_rng(seed).integers(50, 1500, size=n)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("max_frames", [1500, 4000, 20000])
+def test_never_exceeds_and_visits_each_once(shuffle, max_frames):
+    frames = lengths()
+    sampler = DynamicBucketBatchSampler(frames, max_frames, shuffle=shuffle, bucket_size=128)
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        for batch in batches:
+            idx = [i for i, e in batch]
+            assert all(e == epoch for _, e in batch)
+            assert max(frames[idx]) * len(idx) <= max_frames
+        seen = Counter(i for batch in batches for i, _ in batch)
+        assert sorted(seen) == list(range(len(frames))) and set(seen.values()) == {1}
+
+
+def test_epochs_differ_and_repeat_with_seed():
+    frames = lengths()
+    a, b = (DynamicBucketBatchSampler(frames, 8000, seed=3) for _ in range(2))
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+
+
+def test_validation_order_is_sorted_and_tight():
+    frames = lengths()
+    batches = DynamicBucketBatchSampler(frames, 8000, shuffle=False).batches()
+    flat = [i for b in batches for i in b]
+    assert list(frames[flat]) == sorted(frames)
+    # greedy packing: adding the next utterance to a batch would have overflowed it
+    for b, nxt in zip(batches, batches[1:]):
+        assert max(frames[b + [nxt[0]]]) * (len(b) + 1) > 8000
+
+
+def test_ddp_ranks_partition_the_epoch():
+    frames = lengths(501)
+    ranks = [DynamicBucketBatchSampler(frames, 6000, seed=1, num_replicas=4, rank=r) for r in range(4)]
+    per_rank = [r.batches() for r in ranks]
+    assert len({len(b) for b in per_rank}) == 1  # every rank steps the same number of times
+    seen = Counter(i for b in per_rank for batch in b for i in batch)
+    assert set(seen) == set(range(len(frames)))
+    single = DynamicBucketBatchSampler(frames, 6000, seed=1).batches()
+    assert sum(seen.values()) - len(frames) == sum(map(len, single[: -len(single) % 4]))  # only the padding repeats
+
+
+def test_too_long_utterances_are_listed_not_batched(caplog):
+    frames = np.array([100, 5000, 200])
+    sampler = DynamicBucketBatchSampler(frames, 1000, ids=["a", "b", "c"])
+    assert sampler.too_long == ["b"]
+    assert "b" in caplog.text
+    assert sorted(i for batch in sampler for i, _ in batch) == [0, 2]
+
+
+def test_resume_skips_batches_already_done():
+    frames = lengths()
+    sampler = DynamicBucketBatchSampler(frames, 8000, seed=5)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    resumed = DynamicBucketBatchSampler(frames, 8000, seed=5)
+    resumed.load_state_dict(sampler.state_dict(batches_done=7))
+    assert list(resumed) == full[7:]
+    assert list(resumed) == full  # only the first iteration after resuming skips
+
+
+def test_pack_respects_max_batch_size():
+    assert pack_by_frames(range(5), np.ones(5, int), 100, max_batch_size=2) == [[0, 1], [2, 3], [4]]
+
+
+def test_global_batch_frames_scale_with_devices():
+    assert per_device_max_frames(64000, 1) == 8 * per_device_max_frames(64000, 8)
+    assert per_device_max_frames(64000, 2, 4) == 8000

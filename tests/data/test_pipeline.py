@@ -1,0 +1,94 @@
+"""The DataModule's loaders and the tar shards give the same utterances and features."""
+from collections import Counter
+
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import make_tone_corpus, prepare
+from asr.data.datamodule import ASRDataModule
+from asr.data.manifest import Manifest
+from asr.data.pipeline import collate
+from asr.data.shards import ShardDataset, pack_shards
+from asr.features.cmvn import CMVNAccumulator
+from asr.features.fbank import Fbank
+from asr.tokenizer import CharTokenizer
+
+
+def tone_data(tmp_path):
+    corpus = make_tone_corpus(tmp_path / "c", per_split=6)
+    data = tmp_path / "data"
+    assert prepare(corpus, data).returncode == 0
+    rows = list(Manifest(data / "train.jsonl"))
+    CharTokenizer.build(r["text"] for r in rows).save(data / "lang")
+    acc = CMVNAccumulator(80)
+    for r in rows:
+        import soundfile as sf
+        acc.add(Fbank()(torch.from_numpy(sf.read(r["audio"], dtype="float32")[0])))
+    acc.result().save(data / "cmvn.json")
+    return data
+
+
+def datamodule(data, **kw):
+    return ASRDataModule(str(data / "train.jsonl"), str(data / "dev.jsonl"), str(data / "lang"), str(data / "cmvn.json"),
+                         Fbank(), **kw)
+
+
+def test_batches_pad_correctly_and_cover_the_set(tmp_path):
+    data = tone_data(tmp_path)
+    dm = datamodule(data, global_batch_frames=400, num_workers=0)
+    ids = Counter()
+    for batch in dm.train_dataloader():
+        B, T, F = batch["feats"].shape
+        assert F == 80 and B * T <= 400 and batch["feats_lens"].max() == T
+        assert (batch["ys"] == -1).sum() == (batch["ys_lens"].max() - batch["ys_lens"]).sum()
+        for b in range(B):  # padding is zero, and the text decodes from the labels
+            assert batch["feats"][b, batch["feats_lens"][b]:].abs().sum() == 0
+            assert dm.tokenizer.decode(batch["ys"][b, : batch["ys_lens"][b]].tolist()) == batch["texts"][b]
+        ids.update(batch["ids"])
+    assert set(ids.values()) == {1} and len(ids) == len(Manifest(data / "train.jsonl"))
+
+
+def test_worker_count_does_not_change_the_batches(tmp_path):
+    data = tone_data(tmp_path)
+    runs = []
+    for workers in (0, 2):
+        dm = datamodule(data, global_batch_frames=600, num_workers=workers)
+        runs.append([(b["ids"], b["feats"]) for b in dm.train_dataloader()])
+    assert [r[0] for r in runs[0]] == [r[0] for r in runs[1]]
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(*runs))
+
+
+def test_shards_stream_each_utterance_once_with_the_same_features(tmp_path):
+    data = tone_data(tmp_path)
+    manifest = Manifest(data / "train.jsonl")
+    pack_shards(manifest, tmp_path / "shards", utts_per_shard=2)
+    dm = datamodule(data, global_batch_frames=600)
+    pipeline = dm.pipeline(train=False)
+    reference = {r["id"]: pipeline(pipeline.load(r))["feats"] for r in manifest}
+    seen = Counter()
+    for rank in range(2):  # two DDP ranks, each with two workers
+        ds = ShardDataset(tmp_path / "shards/shards.list", pipeline, 600, shuffle=True, num_replicas=2, rank=rank)
+        for batch in DataLoader(ds, batch_size=None, num_workers=2):
+            assert batch["feats"].shape[0] * batch["feats"].shape[1] <= 600
+            for b, uid in enumerate(batch["ids"]):
+                torch.testing.assert_close(batch["feats"][b, : batch["feats_lens"][b]], reference[uid])
+            seen.update(batch["ids"])
+    assert set(seen) == set(reference) and set(seen.values()) == {1}
+
+
+def test_unreadable_audio_is_skipped_with_its_id(tmp_path, caplog):
+    data = tone_data(tmp_path)
+    manifest = Manifest(data / "train.jsonl")
+    victim = manifest[0]
+    open(victim["audio"], "wb").write(b"garbage")
+    dm = datamodule(data, global_batch_frames=100000, num_workers=0)
+    batches = list(dm.train_dataloader())
+    assert sum(b["num_failed"] for b in batches) == 1
+    assert victim["id"] in caplog.text
+    assert sum(len(b["ids"]) for b in batches) == len(manifest) - 1
+
+
+def test_collate_drops_none():
+    ex = {"id": "a", "text": "x", "feats": torch.ones(3, 2), "ys": torch.tensor([2, 3])}
+    batch = collate([ex, None])
+    assert batch["ids"] == ["a"] and batch["num_failed"] == 1
