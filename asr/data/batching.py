@@ -112,8 +112,12 @@ class DynamicBucketBatchSampler:
         return {"epoch": self.epoch, "batches_done": batches_done}
 
     def load_state_dict(self, state: dict) -> None:
-        """Resume mid-epoch: the next iteration skips the batches already trained on."""
-        self.epoch, self.skip = state["epoch"], state["batches_done"]
+        """Resume: the next iteration skips the batches of ``state["epoch"]`` already trained on, or,
+        when that epoch was complete, starts the following one."""
+        self.epoch = state["epoch"]
+        self.skip = state["batches_done"]
+        if self.skip >= len(self):
+            self.epoch, self.skip = self.epoch + 1, 0
 
 
 def per_device_max_frames(global_batch_frames: int, world_size: int, accumulate_grad_batches: int = 1) -> int:

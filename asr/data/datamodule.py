@@ -57,6 +57,7 @@ class ASRDataModule(pl.LightningDataModule):
         self.max_batch_size, self.bucket_size, self.num_workers = max_batch_size, bucket_size, num_workers
         self.seed, self.train_shards = seed, train_shards
         self.samplers: dict[str, DynamicBucketBatchSampler] = {}
+        self.resume_state: dict | None = None
 
     def pipeline(self, train: bool) -> SamplePipeline:
         return SamplePipeline(self.features, self.cmvn, self.tokenizer, self.augment if train else None,
@@ -90,6 +91,9 @@ class ASRDataModule(pl.LightningDataModule):
         sampler = DynamicBucketBatchSampler(frames, max_frames, shuffle=train, seed=self.seed, bucket_size=self.bucket_size,
                                             num_replicas=world, rank=rank, ids=ids, max_batch_size=self.max_batch_size)
         self.samplers[split] = sampler
+        if train and self.resume_state:
+            sampler.load_state_dict(self.resume_state)
+            self.resume_state = None
         dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
@@ -102,6 +106,18 @@ class ASRDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def state_dict(self) -> dict:
+        """Where training is in the data (saved in every checkpoint by Lightning)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return {}
+        return {"epoch": trainer.current_epoch,
+                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """On resume: the training sampler continues after the last batch trained on."""
+        self.resume_state = state or None
 
     def set_epoch(self, epoch: int) -> None:
         """Reseed the training order and augmentation for ``epoch`` (called at each epoch start)."""

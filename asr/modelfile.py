@@ -1,0 +1,68 @@
+"""The model file: one safetensors file holding weights, model config, tokenizer, features and CMVN.
+
+Decoding and export need only this file. Loading it runs no pickled code (safetensors holds tensors
+and string metadata only), and the model config is instantiated through the project's allow-list
+(:mod:`asr.utils.safe_instantiate`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from asr.features.cmvn import GlobalCMVN
+from asr.features.fbank import Fbank
+from asr.model.asr_model import ASRModel
+from asr.tokenizer import Tokenizer, tokenizer_from_dict
+from asr.utils.safe_instantiate import safe_instantiate
+
+FORMAT_VERSION = 1
+META_KEYS = ("model_config", "tokenizer", "features", "cmvn")
+
+
+@dataclass
+class LoadedModel:
+    model: ASRModel
+    tokenizer: Tokenizer
+    fbank: Fbank
+    cmvn: GlobalCMVN
+    meta: dict
+
+
+def make_meta(model_config: dict, tokenizer: Tokenizer, fbank: Fbank, cmvn: GlobalCMVN) -> dict:
+    """Everything besides the weights that decoding needs, as JSON-serialisable values."""
+    return {"model_config": model_config, "tokenizer": tokenizer.to_dict(), "features": fbank.to_dict(), "cmvn": cmvn.to_dict()}
+
+
+def save_model_file(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write weights and ``meta`` (see :func:`make_meta`) to ``path`` atomically."""
+    metadata = {"format_version": str(FORMAT_VERSION), **{k: json.dumps(meta[k], ensure_ascii=False) for k in META_KEYS}}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    tmp = f"{path}.tmp"
+    save_file(tensors, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata() or {}
+    version = metadata.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise ValueError(f"{path}: model file format version {version!r}, this code reads version {FORMAT_VERSION}")
+    missing = [k for k in META_KEYS if k not in metadata]
+    if missing:
+        raise ValueError(f"{path}: model file lacks {missing}")
+    return {k: json.loads(metadata[k]) for k in META_KEYS}
+
+
+def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model (eval mode) with its tokenizer, feature extractor and CMVN."""
+    meta = read_meta(path)
+    model = safe_instantiate(meta["model_config"])
+    model.load_state_dict(load_file(str(path), device=str(device)))
+    model.to(device).eval()
+    return LoadedModel(model, tokenizer_from_dict(meta["tokenizer"]), Fbank(**meta["features"]),
+                       GlobalCMVN.from_dict(meta["cmvn"]), meta)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# AISHELL-1 recipe, end to end. Run from anywhere; it works in recipes/aishell/.
+#
+# Usage:
+#   bash run.sh --demo                         # synthetic corpus, tiny model, CPU (what `make demo` runs)
+#   bash run.sh --corpus /data/aishell         # real AISHELL-1 (downloaded there if missing)
+#   bash run.sh --corpus /data/aishell --stage 3 --stop-stage 3 -- trainer.devices=8
+#
+# Stages (each skips work already done; --force redoes it):
+#   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
+#   2 tokenizer (char units) and global CMVN                3 train
+#   4 average checkpoints into a model file
+# Arguments after "--" go to the training entry point as Hydra overrides.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(cd ../.. && pwd)
+PY=${PYTHON:-python}
+
+stage=0; stop_stage=100; demo=false; corpus=""; experiment=""; force=false; average_num=""; overrides=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --demo) demo=true; shift ;;
+    --corpus) corpus=$2; shift 2 ;;
+    --experiment) experiment=$2; shift 2 ;;
+    --average-num) average_num=$2; shift 2 ;;
+    --force) force=true; shift ;;
+    --) shift; overrides=("$@"); break ;;
+    *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+if $demo; then
+  corpus=${corpus:-corpus/synthetic}; experiment=${experiment:-demo}; average_num=${average_num:-3}
+else
+  [ -n "$corpus" ] || { echo "give --corpus DIR (AISHELL-1 goes there) or --demo" >&2; exit 2; }
+  experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
+fi
+data=data/$experiment; exp=exp/$experiment
+run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+done_already() { ! $force && [ -e "$1" ] && echo "  $1 exists, skipping (--force to redo)"; }
+
+if run 0; then
+  echo "== stage 0: corpus in $corpus"
+  if [ -f "$corpus/data_aishell/transcript/aishell_transcript_v0.8.txt" ] && ! $force; then
+    echo "  corpus present, skipping"
+  elif $demo; then
+    $PY "$ROOT/tools/make_synthetic_aishell.py" --out "$corpus"
+  else
+    $PY local/download_aishell.py --dir "$corpus"
+  fi
+fi
+
+if run 1; then
+  echo "== stage 1: manifests -> $data"
+  done_already "$data/test.jsonl" || $PY local/prepare_aishell.py --corpus "$corpus" --out "$data"
+fi
+
+if run 2; then
+  echo "== stage 2: character units and CMVN"
+  done_already "$data/lang_char/units.txt" || $PY -m asr.tokenizer.build --manifest "$data/train.jsonl" \
+    --kind char --out "$data/lang_char" --check "$data/dev.jsonl" "$data/test.jsonl"
+  done_already "$data/cmvn.json" || $PY -m asr.features.compute_cmvn --manifest "$data/train.jsonl" --out "$data/cmvn.json"
+fi
+
+if run 3; then
+  echo "== stage 3: training -> $exp"
+  if done_already "$exp/checkpoints/last.ckpt"; then :; else
+    $PY -m asr.train experiment="$experiment" data_dir="$data" exp_dir="$exp" "${overrides[@]}"
+  fi
+fi
+
+if run 4; then
+  echo "== stage 4: average $average_num best checkpoints -> $exp/model.safetensors"
+  done_already "$exp/model.safetensors" || $PY -m asr.average --ckpt-dir "$exp/checkpoints" --num "$average_num" \
+    --mode best --out "$exp/model.safetensors"
+fi
