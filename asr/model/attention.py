@@ -1,0 +1,186 @@
+"""Multi-head attention: plain (absolute / no positions) and relative-position (Transformer-XL style).
+
+Both run on ``torch.nn.functional.scaled_dot_product_attention`` (SDPA) when ``use_sdpa`` is True; the
+relative one passes its position term to SDPA as an additive float mask. ``use_sdpa=False`` computes
+the same thing with explicit matmul + softmax (the reference path for tests and benchmarks).
+
+Masks are boolean with True = masked out, shaped (B, 1, Tk) (padding) or (B or 1, Tq, Tk) (padding and
+causality). A query row with every key masked (e.g. an empty utterance) outputs zeros, never NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def rel_shift(x: torch.Tensor) -> torch.Tensor:
+    """Turn scores over relative positions into scores over key positions.
+
+    Column k of ``x`` holds relative position (T-1) - k (the order of ``RelPositionalEncoding``).
+    The score of query i and key j must use relative position i - j, i.e. column T-1-i+j:
+    ``out[..., i, j] = x[..., i, T-1-i+j]``. Padding one zero column on the left, flattening, and
+    dropping the first T entries moves every row i left by i (row length 2T-1 instead of 2T) with
+    reshapes only, no gather.
+
+    Args:
+        x: (B, H, T, 2T-1) float.
+
+    Returns:
+        (B, H, T, T) float.
+    """
+    b, h, t, p = x.shape
+    x = F.pad(x, (1, 0))  # (B, H, T, 2T)
+    x = x.reshape(b, h, t * (p + 1))[..., t:]  # (B, H, 2T*T) -> (B, H, T*(2T-1))
+    return x.reshape(b, h, t, p)[..., :t]  # (B, H, T, 2T-1) -> (B, H, T, T)
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with H heads.
+
+    Args:
+        d_model: model dimension D (divisible by num_heads).
+        num_heads: number of heads H; each has D/H dimensions.
+        dropout: dropout rate on the attention weights.
+        use_sdpa: run on ``F.scaled_dot_product_attention`` (True) or explicit matmul + softmax (False).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_sdpa: bool = True):
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.d_head = d_model // num_heads
+        self.dropout = dropout
+        self.use_sdpa = use_sdpa
+        self.linear_q = nn.Linear(d_model, d_model)
+        self.linear_k = nn.Linear(d_model, d_model)
+        self.linear_v = nn.Linear(d_model, d_model)
+        self.linear_out = nn.Linear(d_model, d_model)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, H, D/H)."""
+        return x.reshape(x.size(0), x.size(1), self.num_heads, self.d_head)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        pos_emb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Attend from query to key/value.
+
+        Args:
+            query: (B, Tq, D) float.
+            key: (B, Tk, D) float.
+            value: (B, Tk, D) float.
+            mask: (B or 1, 1 or Tq, Tk) bool, True = key not visible; None = all visible.
+            pos_emb: unused (accepted so both attention classes share one call signature).
+
+        Returns:
+            (B, Tq, D) float.
+        """
+        q = self._split_heads(self.linear_q(query)).transpose(1, 2)  # (B, H, Tq, D/H)
+        k = self._split_heads(self.linear_k(key)).transpose(1, 2)  # (B, H, Tk, D/H)
+        v = self._split_heads(self.linear_v(value)).transpose(1, 2)  # (B, H, Tk, D/H)
+        return self._attend(q, k, v, mask)
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """softmax(q k^T / sqrt(D/H) + bias, masked) v, heads merged and projected.
+
+        Args:
+            q: (B, H, Tq, D/H) float.
+            k, v: (B, H, Tk, D/H) float.
+            mask: (B or 1, 1 or Tq, Tk) bool, True = masked; or None.
+            bias: (B, H, Tq, Tk) float added to the scaled scores, or None.
+
+        Returns:
+            (B, Tq, D) float.
+        """
+        b, _, tq, _ = q.shape
+        dropout_p = self.dropout if self.training else 0.0
+        empty_rows = None
+        if mask is not None:
+            mask = mask.unsqueeze(1)  # (B, 1, 1 or Tq, Tk)
+            # A row with no visible key would give softmax(all -inf) = NaN: let it see every key
+            # instead and zero its output afterwards.
+            empty_rows = mask.all(dim=-1, keepdim=True)  # (B, 1, 1 or Tq, 1)
+            mask = mask & ~empty_rows
+        if self.use_sdpa:
+            attn_mask = bias
+            if mask is not None:
+                attn_mask = ~mask if bias is None else bias.masked_fill(mask, float("-inf"))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, Tq, Tk)
+            if bias is not None:
+                scores = scores + bias
+            if mask is not None:
+                scores = scores.masked_fill(mask, float("-inf"))
+            weights = F.dropout(scores.softmax(dim=-1), p=dropout_p)  # (B, H, Tq, Tk)
+            out = weights @ v
+        # out: (B, H, Tq, D/H)
+        if empty_rows is not None:
+            out = out.masked_fill(empty_rows, 0.0)
+        out = out.transpose(1, 2).reshape(b, tq, self.num_heads * self.d_head)  # (B, Tq, H, D/H) -> (B, Tq, D)
+        return self.linear_out(out)
+
+
+class RelPositionMultiHeadAttention(MultiHeadAttention):
+    """Self-attention with relative positions (Transformer-XL, Dai et al. 2019; as used by Conformer).
+
+    score(i, j) = [(q_i + u)·k_j + (q_i + v)·p_{i-j}] / sqrt(D/H), with u, v learned per-head biases
+    (``pos_bias_u``, ``pos_bias_v``) and p = ``linear_pos``(sinusoid of the relative position). The
+    position term is computed for the 2T-1 relative positions at once and ``rel_shift``-ed to (T, T);
+    under SDPA it is the additive mask and q + u the query.
+
+    Args: as ``MultiHeadAttention``.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_sdpa: bool = True):
+        super().__init__(d_model, num_heads, dropout, use_sdpa)
+        self.linear_pos = nn.Linear(d_model, d_model, bias=False)
+        self.pos_bias_u = nn.Parameter(torch.empty(num_heads, self.d_head))
+        self.pos_bias_v = nn.Parameter(torch.empty(num_heads, self.d_head))
+        nn.init.xavier_uniform_(self.pos_bias_u)
+        nn.init.xavier_uniform_(self.pos_bias_v)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        pos_emb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Relative-position self-attention.
+
+        Args:
+            query, key, value: (B, T, D) float (self-attention: the same T for all three).
+            mask: (B, 1 or T, T) bool, True = key not visible; or None.
+            pos_emb: (1 or B, 2T-1, D) float, from ``RelPositionalEncoding`` (positions T-1 .. -(T-1)).
+
+        Returns:
+            (B, T, D) float.
+        """
+        if pos_emb is None:
+            raise ValueError("RelPositionMultiHeadAttention needs pos_emb (use pos_enc='rel' in the encoder)")
+        q = self._split_heads(self.linear_q(query))  # (B, T, H, D/H)
+        k = self._split_heads(self.linear_k(key)).transpose(1, 2)  # (B, H, T, D/H)
+        v = self._split_heads(self.linear_v(value)).transpose(1, 2)  # (B, H, T, D/H)
+        p = self._split_heads(self.linear_pos(pos_emb)).transpose(1, 2)  # (1 or B, H, 2T-1, D/H)
+        q_u = (q + self.pos_bias_u).transpose(1, 2)  # (B, H, T, D/H)
+        q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, T, D/H)
+        pos_scores = rel_shift(q_v @ p.transpose(-2, -1))  # (B, H, T, 2T-1) -> (B, H, T, T)
+        return self._attend(q_u, k, v, mask, bias=pos_scores / math.sqrt(self.d_head))

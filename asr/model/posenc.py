@@ -1,0 +1,92 @@
+"""Positional encodings: absolute sinusoidal, relative (Transformer-XL style) and none.
+
+Every encoding has the same interface, ``forward(x) -> (x, pos_emb)``, so the encoder can swap them:
+the absolute one adds positions to ``x``; the relative one leaves ``x`` alone and returns the
+embeddings of the relative positions for ``RelPositionMultiHeadAttention``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly negative) positions, as in "Attention Is All You Need".
+
+    emb[p, 2i] = sin(p / 10000^(2i/D)),  emb[p, 2i+1] = cos(p / 10000^(2i/D)).
+
+    Args:
+        positions: (P,) float, the positions to embed.
+        d_model: embedding size D (even).
+
+    Returns:
+        emb: (P, D) float, same dtype and device as ``positions``.
+    """
+    inv_freq = torch.exp(
+        torch.arange(0, d_model, 2, dtype=positions.dtype, device=positions.device) * (-math.log(10000.0) / d_model)
+    )  # (D/2,)
+    angles = positions.unsqueeze(1) * inv_freq  # (P, D/2)
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (P, D/2, 2) -> (P, D)
+
+
+class AbsolutePositionalEncoding(nn.Module):
+    """x * sqrt(D) + sinusoid(t), then dropout.
+
+    Args:
+        d_model: model dimension D.
+        dropout: dropout rate applied to the sum.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0):
+        super().__init__()
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Args: x: (B, T, D). Returns: (x_out (B, T, D), None)."""
+        positions = torch.arange(x.size(1), device=x.device, dtype=x.dtype)  # (T,)
+        x = x * math.sqrt(self.d_model) + sinusoidal_embedding(positions, self.d_model)  # (B, T, D)
+        return self.dropout(x), None
+
+
+class RelPositionalEncoding(nn.Module):
+    """Scaled input plus sinusoidal embeddings of the 2T-1 relative positions T-1, T-2, ..., -(T-1).
+
+    Index k of ``pos_emb`` is relative position (T-1) - k, i.e. query time minus key time; the
+    attention's ``rel_shift`` relies on this order.
+
+    Args:
+        d_model: model dimension D.
+        dropout: dropout rate applied to both outputs.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0):
+        super().__init__()
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x: (B, T, D). Returns: (x * sqrt(D) (B, T, D), pos_emb (1, 2T-1, D))."""
+        t = x.size(1)
+        positions = torch.arange(t - 1, -t, -1, device=x.device, dtype=x.dtype)  # (2T-1,) from T-1 to -(T-1)
+        pos_emb = sinusoidal_embedding(positions, self.d_model).unsqueeze(0)  # (1, 2T-1, D)
+        return self.dropout(x * math.sqrt(self.d_model)), self.dropout(pos_emb)
+
+
+class NoPositionalEncoding(nn.Module):
+    """Identity (plus dropout): for models that get position from the convolutions alone.
+
+    Args:
+        d_model: unused, kept so all encodings are built the same way.
+        dropout: dropout rate.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Args: x: (B, T, D). Returns: (x (B, T, D), None)."""
+        return self.dropout(x), None
