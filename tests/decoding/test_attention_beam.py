@@ -1,0 +1,91 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from asr.decoding.attention_beam import attention_beam_search
+from tests.decoding.conftest import random_log_probs
+
+V = 5  # 0 = blank, 1..3 = tokens, 4 = <sos/eos>
+SOS = EOS = V - 1
+TOKENS = (1, 2, 3)
+
+
+class TableStepFn:
+    """Fake decoder: next-token log-probs looked up by the whole prefix (uniform for unknown prefixes)."""
+
+    def __init__(self, table: dict[tuple[int, ...], np.ndarray]):
+        self.table = table
+        self.calls = 0
+
+    def __call__(self, enc_out, enc_lens, ys_in):
+        assert enc_out.shape[0] == enc_lens.shape[0] == ys_in.shape[0] and (ys_in[:, 0] == SOS).all()
+        self.calls += 1
+        rows = [self.table.get(tuple(ys[1:].tolist()), np.full(V, 1.0 / V)) for ys in ys_in]
+        return torch.log(torch.tensor(np.array(rows)))  # (N, V)
+
+
+def random_table(rng: np.random.Generator, max_len: int) -> dict[tuple[int, ...], np.ndarray]:
+    """A random next-token distribution for every prefix of up to ``max_len`` tokens."""
+    return {
+        prefix: rng.dirichlet(np.ones(V))
+        for n in range(max_len + 1)
+        for prefix in itertools.product(TOKENS, repeat=n)
+    }
+
+
+def att_score(table, hyp: tuple[int, ...]) -> float:
+    """Decoder log-probability of <sos> hyp -> hyp <eos>."""
+    return float(sum(np.log(table[hyp[:k]][token]) for k, token in enumerate(hyp + (EOS,))))
+
+
+def ctc_score(log_probs: np.ndarray, hyp: tuple[int, ...]) -> float:
+    if not hyp:
+        return float(log_probs[:, 0].sum())
+    loss = F.ctc_loss(
+        torch.from_numpy(log_probs).double()[:, None], torch.tensor([hyp]), torch.tensor([len(log_probs)]),
+        torch.tensor([len(hyp)]), reduction="sum",
+    )
+    return -float(loss)
+
+
+def search(step_fn, ctc_log_probs, **kwargs):
+    enc_out = torch.zeros(1, len(ctc_log_probs), 2)
+    return attention_beam_search(enc_out, torch.tensor([len(ctc_log_probs)]), ctc_log_probs, step_fn,
+                                 sos=SOS, eos=EOS, **kwargs)
+
+
+def test_beam_finds_the_best_sequence_greedy_misses():
+    # Greedy takes token 1 (0.5), after which everything is uniform; (2,) then <eos> has 0.4 * 0.97.
+    table = {(): np.array([0.0, 0.5, 0.4, 0.0, 0.1]), (2,): np.array([0.0, 0.01, 0.01, 0.01, 0.97])}
+    uniform_ctc = np.log(np.full((6, V), 1.0 / V))
+    greedy = search(TableStepFn(table), uniform_ctc, beam=1, ctc_weight=0.0)
+    best = search(TableStepFn(table), uniform_ctc, beam=3, ctc_weight=0.0)
+    assert greedy[0][0] != (2,)
+    assert best[0][0] == (2,)
+    assert np.isclose(best[0][1], att_score(table, (2,)))
+
+
+@pytest.mark.parametrize("ctc_weight", [0.0, 0.3])
+@pytest.mark.parametrize("length_penalty", [0.0, 0.7])
+def test_large_beam_equals_exhaustive_search(ctc_weight, length_penalty):
+    rng = np.random.default_rng(int(10 * ctc_weight + length_penalty))
+    max_len = 3
+    table = random_table(rng, max_len)
+    ctc_log_probs = random_log_probs(rng, 4, V, scale=1.0)
+    exhaustive = {}
+    for n in range(max_len + 1):
+        for hyp in itertools.product(TOKENS, repeat=n):
+            joint = (1 - ctc_weight) * att_score(table, hyp) + length_penalty * n
+            if ctc_weight > 0:
+                joint += ctc_weight * ctc_score(ctc_log_probs, hyp)
+            if joint > -np.inf:
+                exhaustive[hyp] = joint
+    step_fn = TableStepFn(table)
+    nbest = search(step_fn, ctc_log_probs, beam=len(exhaustive), pre_beam=V, ctc_weight=ctc_weight,
+                   max_len=max_len, length_penalty=length_penalty)
+    assert [hyp for hyp, _ in nbest] == sorted(exhaustive, key=exhaustive.get, reverse=True)
+    np.testing.assert_allclose([s for _, s in nbest], [exhaustive[h] for h, _ in nbest], atol=1e-9)
+    assert step_fn.calls == max_len + 1  # one batched decoder call per step
