@@ -73,6 +73,9 @@ def test_resume_skips_batches_already_done():
     resumed.load_state_dict(sampler.state_dict(batches_done=7))
     assert list(resumed) == full[7:]
     assert list(resumed) == full  # only the first iteration after resuming skips
+    after_epoch = DynamicBucketBatchSampler(frames, 8000, seed=5)
+    after_epoch.load_state_dict(sampler.state_dict(batches_done=len(full)))
+    assert after_epoch.epoch == 3 and len(list(after_epoch)) == len(after_epoch)
 
 
 def test_pack_respects_max_batch_size():
