@@ -71,3 +71,21 @@ def prepared_synthetic(synthetic_corpus, tmp_path_factory) -> Path:
                  "--num-workers", "0"]):
         subprocess.run([sys.executable, *cmd], check=True, capture_output=True)
     return data
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(prepared_synthetic, tmp_path_factory) -> Path:
+    """A tiny model trained for a few steps on the small synthetic corpus, averaged into a model file.
+
+    Its accuracy is poor; use it for plumbing and parity tests (same text from two computations), not CER.
+    """
+    exp = tmp_path_factory.mktemp("exp")
+    overrides = ["experiment=demo", "data.num_workers=0", "trainer.enable_progress_bar=false", "test_after_fit=false",
+                 "model.encoder.num_blocks=2", "model.decoder.num_blocks=1", "data.global_batch_frames=6000",
+                 "trainer.max_steps=4"]
+    subprocess.run([sys.executable, "-m", "asr.train", f"data_dir={prepared_synthetic}", f"exp_dir={exp}", *overrides],
+                   check=True, capture_output=True)
+    out = exp / "model.safetensors"
+    subprocess.run([sys.executable, "-m", "asr.average", "--ckpt-dir", str(exp / "checkpoints"), "--num", "1",
+                    "--mode", "last", "--out", str(out)], check=True, capture_output=True)
+    return out
