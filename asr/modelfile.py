@@ -47,8 +47,11 @@ def save_model_file(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
 
 
 def read_meta(path: str | os.PathLike) -> dict:
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types; name the file whatever it was
+        raise ValueError(f"{path}: not a model file ({e})") from None
     version = metadata.get("format_version")
     if version != str(FORMAT_VERSION):
         raise ValueError(f"{path}: model file format version {version!r}, this code reads version {FORMAT_VERSION}")

@@ -77,6 +77,9 @@ def collate(examples: list[dict | None], ignore_id: int = -1) -> dict:
         ``ignore_id``, ``ys_lens`` (B,), ``texts`` list[str], ``num_failed`` int.
     """
     ok = [e for e in examples if e is not None]
+    if not ok:  # every utterance of the batch failed to load
+        return {"ids": [], "texts": [], "feats": torch.zeros(0, 0, 0), "feats_lens": torch.zeros(0, dtype=torch.long),
+                "num_failed": len(examples)}
     batch = {
         "ids": [e["id"] for e in ok],
         "texts": [e["text"] for e in ok],

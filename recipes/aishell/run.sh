@@ -9,14 +9,16 @@
 # Stages (each skips work already done; --force redoes it):
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
 #   2 tokenizer (char units) and global CMVN                3 train
-#   4 average checkpoints into a model file
-# Arguments after "--" go to the training entry point as Hydra overrides.
+#   4 average checkpoints into a model file            5 decode dev and test in every mode, results table
+# Arguments after "--" go to the training entry point as Hydra overrides; "--decode KEY=VALUE" (repeatable) to
+# the decode entry point (e.g. --decode device=cuda --decode beam=20).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
 PY=${PYTHON:-python}
 
 stage=0; stop_stage=100; demo=false; corpus=""; experiment=""; force=false; average_num=""; overrides=()
+decode_overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --corpus) corpus=$2; shift 2 ;;
     --experiment) experiment=$2; shift 2 ;;
     --average-num) average_num=$2; shift 2 ;;
+    --decode) decode_overrides+=("$2"); shift 2 ;;
     --force) force=true; shift ;;
     --) shift; overrides=("$@"); break ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
@@ -74,4 +77,14 @@ if run 4; then
   echo "== stage 4: average $average_num best checkpoints -> $exp/model.safetensors"
   done_already "$exp/model.safetensors" || $PY -m asr.average --ckpt-dir "$exp/checkpoints" --num "$average_num" \
     --mode best --out "$exp/model.safetensors"
+fi
+
+if run 5; then
+  echo "== stage 5: decode dev and test (all modes) -> $exp/decode"
+  for split in dev test; do
+    done_already "$exp/decode/$split/attention_rescoring/summary.json" || $PY -m asr.decode \
+      model="$exp/model.safetensors" manifest="$data/$split.jsonl" out_dir="$exp/decode/$split" "${decode_overrides[@]}"
+  done
+  $PY "$ROOT/tools/results_table.py" "$exp/decode" --out "$exp/decode/results.md"
+  cat "$exp/decode/results.md"
 fi

@@ -92,3 +92,5 @@ def test_collate_drops_none():
     ex = {"id": "a", "text": "x", "feats": torch.ones(3, 2), "ys": torch.tensor([2, 3])}
     batch = collate([ex, None])
     assert batch["ids"] == ["a"] and batch["num_failed"] == 1
+    empty = collate([None, None])
+    assert empty["ids"] == [] and empty["num_failed"] == 2 and empty["feats"].shape[0] == 0

@@ -1,0 +1,68 @@
+"""The interface between the recognizer and whatever runs the network (PyTorch, ONNX Runtime, ...).
+
+A backend exposes the four computations the searches need. Every tensor is a ``torch.Tensor``;
+inputs may live on any device, outputs live on the backend's ``device`` (CPU for every backend
+but PyTorch on a GPU), so an ``enc_out`` returned by :meth:`Backend.encode` can be passed back
+as is.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+
+
+class UnsupportedOperation(NotImplementedError):
+    """Raised by a backend for an optional computation it does not provide."""
+
+
+class Backend(Protocol):
+    """What a backend implements; :class:`asr.inference.backends.torch_backend.TorchBackend` is the reference."""
+
+    device: torch.device
+
+    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the encoder.
+
+        Args:
+            feats: (B, T, F) float32, normalised features, zero-padded.
+            feats_lens: (B,) int64.
+
+        Returns:
+            enc_out: (B, T', D) float; frames past ``enc_lens`` are arbitrary.
+            enc_lens: (B,) int64.
+        """
+
+    def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
+        """Args: enc_out: (B, T', D). Returns: (B, T', V) float CTC log-probabilities."""
+
+    def decoder_scores(
+        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention-decoder log-probability of each hypothesis followed by ``<eos>``.
+
+        Mixes in a right-to-left decoder when the model has one (``ASRModel.decoder_scores``).
+
+        Args:
+            enc_out: (N, T', D) float, one row per hypothesis.
+            enc_lens: (N,) int64.
+            hyps: (N, L) int64, padded with anything; L may be 0.
+            hyps_lens: (N,) int64.
+
+        Returns:
+            (N,) float.
+        """
+
+    def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
+        """Next-token log-probabilities of the left-to-right decoder (only the ``attention`` mode needs it).
+
+        A backend without it raises :class:`UnsupportedOperation` naming itself.
+
+        Args:
+            enc_out: (N, T', D) float.
+            enc_lens: (N,) int64.
+            ys_in: (N, L) int64, each row ``<sos>`` and the L - 1 tokens so far (no padding).
+
+        Returns:
+            (N, V) float log-probabilities of the token after ``ys_in``.
+        """

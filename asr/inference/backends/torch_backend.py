@@ -1,0 +1,50 @@
+"""The PyTorch backend: an :class:`ASRModel` in eval mode under ``torch.inference_mode``."""
+from __future__ import annotations
+
+import torch
+
+from asr.model.asr_model import ASRModel
+
+
+class TorchBackend:
+    """Implements :class:`asr.inference.backends.base.Backend` with the model's own modules.
+
+    Args:
+        model: the model (put in eval mode and moved to ``device``).
+        device: where the model runs and the outputs live.
+    """
+
+    def __init__(self, model: ASRModel, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
+        return self.model.encode(feats.to(self.device), feats_lens.to(self.device))
+
+    @torch.inference_mode()
+    def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
+        """Args: enc_out: (B, T', D). Returns: (B, T', V)."""
+        return self.model.ctc_log_probs(enc_out.to(self.device))
+
+    @torch.inference_mode()
+    def decoder_scores(
+        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor
+    ) -> torch.Tensor:
+        """Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,); hyps: (N, L). Returns: (N,)."""
+        to = self.device
+        return self.model.decoder_scores(enc_out.to(to), enc_lens.to(to), hyps.to(to), hyps_lens.to(to))
+
+    @torch.inference_mode()
+    def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
+        """Left-to-right decoder only (a right-to-left decoder cannot score a growing prefix).
+
+        The whole prefix is recomputed at every step (the decoder has no incremental cache).
+
+        Args: enc_out: (N, T', D); enc_lens: (N,); ys_in: (N, L). Returns: (N, V) log-probabilities.
+        """
+        ys_in = ys_in.to(self.device)
+        ys_in_lens = torch.full((ys_in.size(0),), ys_in.size(1), dtype=torch.long, device=self.device)  # (N,)
+        logits = self.model.decoder(enc_out.to(self.device), enc_lens.to(self.device), ys_in, ys_in_lens)  # (N, L, V)
+        return logits[:, -1].log_softmax(dim=-1)
