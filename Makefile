@@ -26,7 +26,7 @@ test-all: SLOW=1
 test-all: test
 
 bench: setup
-	$(BIN)/python tools/bench_data.py
+	$(BIN)/python tools/bench_data.py --manifest recipes/aishell/data/demo/train.jsonl
 
 clean:
 	rm -rf $(VENV) exp data

@@ -46,6 +46,8 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     pl.seed_everything(cfg.seed, workers=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     datamodule = instantiate(cfg.data, _partial_=True)(features=instantiate(cfg.features), augment=instantiate(cfg.augment))
     cfg.model.vocab_size = len(datamodule.tokenizer)
     model = instantiate(cfg.model)

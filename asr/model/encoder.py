@@ -85,6 +85,7 @@ class ConformerEncoder(nn.Module):
         dropout: dropout on residual branches, positional encoding and FFN hidden layers.
         attn_dropout: dropout on attention weights.
         subsampling: "conv2d4", "conv2d6" or "conv2d8".
+        subsampling_channels: conv channels of the subsampling (default d_model).
         pos_enc: "rel" (relative-position attention), "abs" (sinusoid added to the input) or "none".
         use_conv: include the convolution module (False gives the Transformer encoder baseline).
         macaron: two half-step FFNs around attention (+conv) instead of one FFN after them.
@@ -110,13 +111,14 @@ class ConformerEncoder(nn.Module):
         conv_norm: str = "batch",
         ffn_activation: str = "swish",
         use_sdpa: bool = True,
+        subsampling_channels: int | None = None,
     ):
         super().__init__()
         if pos_enc not in POSITIONAL_ENCODINGS:
             raise ValueError(f"unknown pos_enc {pos_enc!r}; allowed: {sorted(POSITIONAL_ENCODINGS)}")
         pos_enc_class, attention_class = POSITIONAL_ENCODINGS[pos_enc]
         self.d_model = d_model
-        self.subsampling = Conv2dSubsampling(input_dim, d_model, subsampling)
+        self.subsampling = Conv2dSubsampling(input_dim, d_model, subsampling, subsampling_channels)
         self.pos_enc = pos_enc_class(d_model, dropout)
         self.blocks = nn.ModuleList(
             ConformerBlock(

@@ -52,21 +52,24 @@ class Conv2dSubsampling(nn.Module):
 
     Args:
         input_dim: number of feature bins F.
-        d_model: output dimension D (also the number of conv channels).
+        d_model: output dimension D.
+        channels: conv channels (default D, as in the published recipes; fewer make small models much faster
+            on CPU, since the second conv costs channels^2 per output cell).
         subsampling: "conv2d4", "conv2d6" or "conv2d8".
     """
 
-    def __init__(self, input_dim: int, d_model: int, subsampling: str = "conv2d4"):
+    def __init__(self, input_dim: int, d_model: int, subsampling: str = "conv2d4", channels: int | None = None):
         super().__init__()
         self.subsampling = subsampling
+        out_channels = channels or d_model
         layers, channels, freq = [], 1, input_dim
         for kernel, stride in _layers(subsampling):
-            layers += [nn.Conv2d(channels, d_model, kernel, stride), nn.ReLU()]
-            channels, freq = d_model, (freq - kernel) // stride + 1
+            layers += [nn.Conv2d(channels, out_channels, kernel, stride), nn.ReLU()]
+            channels, freq = out_channels, (freq - kernel) // stride + 1
         if freq < 1:
             raise ValueError(f"input_dim={input_dim} is too small for {subsampling} subsampling")
         self.conv = nn.Sequential(*layers)
-        self.out = nn.Linear(d_model * freq, d_model)
+        self.out = nn.Linear(channels * freq, d_model)
 
     def forward(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Subsample and project.
