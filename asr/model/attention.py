@@ -128,7 +128,7 @@ class MultiHeadAttention(nn.Module):
                 scores = scores + bias
             if mask is not None:
                 scores = scores.masked_fill(mask, float("-inf"))
-            weights = F.dropout(scores.softmax(dim=-1), p=dropout_p)  # (B, H, Tq, Tk)
+            weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)  # (B, H, Tq, Tk)
             out = weights @ v
         # out: (B, H, Tq, D/H)
         if empty_rows is not None:

@@ -46,8 +46,8 @@ def test_default_is_speed_and_specaug_and_needs_no_files():
     assert [type(a) for a in chain.augments] == ORDER
     assert [a.active for a in chain.augments] == [False, True, False, False, False]
     assert chain.augments[1].factors == [0.9, 1.0, 1.1]
-    assert isinstance(specaug, SpecAugment) and (specaug.num_freq_masks, specaug.freq_width) == (2, 27)
-    assert (specaug.num_time_masks, specaug.time_width) == (2, 0.05)
+    assert isinstance(specaug, SpecAugment) and (specaug.num_freq_masks, specaug.freq_width) == (2, 10)
+    assert (specaug.num_time_masks, specaug.time_width) == (2, 50)
 
 
 def test_noise_in_default_can_be_switched_on_from_the_command_line(data_lists):

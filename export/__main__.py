@@ -1,0 +1,123 @@
+"""``python -m export``: model file -> ONNX folder(s), checked against PyTorch.
+
+    python -m export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed] [--om-profile]
+
+Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), ``OUT/int8/`` and
+``OUT/mixed/`` (quantised), ``OUT/om/`` (static profile + build_om.sh) and ``OUT/export_report.json``.
+Fails (exit 1) when ONNX Runtime and PyTorch differ by more than ``--tolerance``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import torch
+
+from asr.inference.backends.om_backend import OMBackend
+from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
+from asr.modelfile import load_model_file
+from asr.utils.io import atomic_write
+from export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
+from export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, file_digest, model_dims, parity, \
+    random_cases
+from export.quantize import MODES, quantize_folder
+
+
+def folder_size(path: Path) -> int:
+    """Bytes of the ONNX files in a folder."""
+    return sum(f.stat().st_size for f in path.glob("*.onnx"))
+
+
+def compare(reference, other, cases: list[dict[str, int]], dims: dict[str, int]) -> dict[str, float]:
+    """Output agreement of two backends on random features: CTC log-probs and their per-frame argmax.
+
+    Returns:
+        ``log_prob_max_diff`` (max |Δ| over valid frames) and ``argmax_agreement`` (fraction of valid
+        frames with the same best unit).
+    """
+    worst, same, frames = 0.0, 0, 0
+    for i, shapes in enumerate(cases):
+        feats, feats_lens = example_inputs("encoder", shapes, dims, seed=200 + i)
+        log_probs = []
+        for backend in (reference, other):
+            enc_out, enc_lens = backend.encode(feats, feats_lens)
+            log_probs.append(backend.ctc_log_probs(enc_out))
+        valid = torch.arange(log_probs[0].size(1)) < enc_lens.unsqueeze(1)  # (B, T')
+        a, b = log_probs[0][valid], log_probs[1][valid]  # (frames, V)
+        worst = max(worst, float((a - b).abs().max()))
+        same += int((a.argmax(-1) == b.argmax(-1)).sum())
+        frames += a.size(0)
+    return {"log_prob_max_diff": worst, "argmax_agreement": same / max(frames, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model file (model.safetensors)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--quantize", nargs="*", default=[], choices=MODES, help="quantised variants to write")
+    parser.add_argument("--om-profile", action="store_true", help="also write the static Ascend profile to OUT/om")
+    parser.add_argument("--om-frames", type=int, default=DEFAULT_FRAMES, help="encoder input frames per window")
+    parser.add_argument("--om-batch", type=int, default=1, help="windows per encoder call")
+    parser.add_argument("--om-num-hyps", type=int, default=10, help="hypotheses per decoder call")
+    parser.add_argument("--om-max-tokens", type=int, help="longest hypothesis the decoder scores (default: the "
+                        "encoder frames of a window)")
+    parser.add_argument("--soc-version", default="Ascend310P3", help="default --soc_version of build_om.sh")
+    parser.add_argument("--precision-mode", default="allow_mix_precision",
+                        help="default --precision_mode of build_om.sh")
+    parser.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE, help="largest accepted |ONNX - PyTorch|")
+    args = parser.parse_args(argv)
+
+    try:
+        loaded = load_model_file(args.model)
+        out, version = Path(args.out), file_digest(args.model)
+        report: dict = {"model": str(args.model), "model_version": version, "opset": OPSET, "tolerance": args.tolerance}
+
+        paths = export_folder(loaded, out, version)
+        sessions = {part: ort.InferenceSession(str(p), session_options(1), providers=["CPUExecutionProvider"])
+                    for part, p in paths.items()}
+        cases = random_cases(loaded)
+        diffs = parity(loaded, sessions, cases)
+        report["fp32"] = {"size_bytes": folder_size(out), "parity_max_abs_diff": diffs}
+        print(f"fp32   {out}: {folder_size(out) / 1e6:.1f} MB; max |ONNX - PyTorch| over {len(cases)} random sizes: "
+              + ", ".join(f"{part} {d:.2e}" for part, d in diffs.items()))
+        failed = {part: d for part, d in diffs.items() if not d <= args.tolerance}
+
+        fp32 = OnnxRuntimeBackend(out, num_threads=1)
+        for mode in args.quantize:
+            quantize_folder(out, out / mode, mode)
+            agreement = compare(fp32, OnnxRuntimeBackend(out / mode, num_threads=1), cases, model_dims(loaded))
+            report[mode] = {"size_bytes": folder_size(out / mode), "vs_fp32": agreement}
+            print(f"{mode:6} {out / mode}: {folder_size(out / mode) / 1e6:.1f} MB; vs fp32: max |Δ log-prob| "
+                  f"{agreement['log_prob_max_diff']:.3f}, frame argmax agreement {agreement['argmax_agreement']:.1%}")
+
+        if args.om_profile:
+            profile = static_profile(loaded, args.om_frames, args.om_batch, args.om_num_hyps, args.om_max_tokens)
+            static_paths = export_static_folder(loaded, out / "om", version, profile)
+            script = write_atc_script(out / "om", args.soc_version, args.precision_mode)
+            with OMBackend(out / "om", runtime="onnxruntime", num_threads=1) as static:
+                short = [{**c, "T": min(c["T"], args.om_frames)} for c in cases]
+                agreement = compare(fp32, static, short, model_dims(loaded))
+            op_types = sorted({n.op_type for p in static_paths.values() for n in onnx.load(str(p)).graph.node})
+            report["om"] = {"profile": profile, "static_vs_dynamic": agreement, "op_types": op_types}
+            print(f"om     {out / 'om'}: static profile {args.om_frames} frames; vs dynamic fp32: max |Δ log-prob| "
+                  f"{agreement['log_prob_max_diff']:.2e}; build the OM files with: bash {script}")
+            if not agreement["log_prob_max_diff"] <= args.tolerance:
+                failed["om"] = agreement["log_prob_max_diff"]
+
+        with atomic_write(out / "export_report.json") as f:
+            json.dump(report, f, indent=2, ensure_ascii=False)
+    except (OSError, ValueError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"export: parity FAILED (tolerance {args.tolerance:g}): {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Static-shape ONNX profile for Ascend NPUs, its graph check, and the ATC script that builds the OM files.
+
+ATC converts only static shapes. The profile fixes every dimension:
+
+* encoder: ``feats (batch, frames, F)`` and ``feats_lens (batch,)``: inputs are zero-padded to
+  ``frames`` (1001 by default: 10 s of 10 ms hops plus the 25 ms window) and the lengths input masks
+  the padding; longer audio is cut into overlapping windows by the OM backend;
+* CTC head: ``enc_out (batch, enc_frames, D)``, ``enc_frames`` = the encoder's output frames;
+* decoder scoring: ``num_hyps`` hypotheses of at most ``max_tokens`` tokens (default ``enc_frames``,
+  the most a CTC hypothesis can have) against ``enc_frames`` encoder frames.
+
+The graph is exported at these shapes, constant-folded by ONNX Runtime's basic (standard-op) graph
+optimisations, and checked by :func:`static_graph_problems` for what ATC rejects.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+from asr.model.subsampling import subsampled_length
+from asr.modelfile import LoadedModel
+from asr.utils.io import atomic_write
+from export.onnx import OPSET, export_folder
+from export.wrappers import PARTS
+
+DEFAULT_FRAMES = 1001
+# Ops whose output shape depends on data, or that only a dynamic graph needs (a folded static graph has none).
+DYNAMIC_OPS = {"NonZero", "Loop", "If", "Scan", "Unique", "Range", "Shape", "Size", "ConstantOfShape", "Compress",
+               "NonMaxSuppression", "TopK"}
+INDEX_OPS = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "ScatterElements": 1, "ScatterND": 1}  # op -> index input
+SCRIPT_NAME = "build_om.sh"
+
+
+def static_profile(loaded: LoadedModel, frames: int = DEFAULT_FRAMES, batch: int = 1, num_hyps: int = 10,
+                   max_tokens: int | None = None) -> dict:
+    """The fixed sizes of the three parts (stored in each file's ``profile`` metadata).
+
+    Args:
+        loaded: the model (for its subsampling).
+        frames: encoder input frames per window.
+        batch: windows per encoder / CTC call.
+        num_hyps: hypotheses per decoder call (the rescoring N-best).
+        max_tokens: longest hypothesis the decoder scores; None = the encoder frames of a window, the
+            most a CTC hypothesis can have (fewer make rescoring cheaper, but a longer hypothesis is an error).
+    """
+    enc_frames = int(subsampled_length(frames, loaded.model.encoder.subsampling.subsampling))
+    if enc_frames < 1:
+        raise ValueError(f"a static profile of {frames} frames gives no encoder frame")
+    max_tokens = enc_frames if max_tokens is None else max_tokens
+    return {
+        "kind": "static", "frames": frames, "batch": batch, "enc_frames": enc_frames, "num_hyps": num_hyps,
+        "max_tokens": max_tokens,
+        "shapes": {"encoder": {"B": batch, "T": frames}, "ctc": {"B": batch, "T'": enc_frames},
+                   "decoder": {"N": num_hyps, "T'": enc_frames, "L": max_tokens}},
+    }
+
+
+def fold_constants(path: str | os.PathLike) -> None:
+    """Rewrite a static ONNX file with ONNX Runtime's basic optimisations (constant folding, BN fusion).
+
+    These rewrites keep to standard ONNX ops; the opset imports ONNX Runtime adds are dropped again.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    tmp = Path(path).with_suffix(".folded.onnx")
+    options.optimized_model_filepath = str(tmp)
+    try:
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+    used = {node.domain for node in model.graph.node}
+    kept = [o for o in model.opset_import if o.domain in used or o.domain in ("", "ai.onnx")]
+    del model.opset_import[:]
+    model.opset_import.extend(kept)
+    onnx.checker.check_model(model)
+    with atomic_write(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+
+def _constants(graph: onnx.GraphProto) -> dict:
+    """Initializers and Constant-node outputs by name, as NumPy arrays."""
+    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return values
+
+
+def static_graph_problems(path: str | os.PathLike) -> list[str]:
+    """What in an ONNX file would stop ATC from converting it as a static model.
+
+    Checks: opset at most ``OPSET``; only standard-domain ops; every input, output and (after
+    shape inference) intermediate tensor fully static with no zero dimension; no op with a
+    data-dependent output shape (``DYNAMIC_OPS``); no gather/scatter with a constant negative index.
+
+    Returns:
+        One message per problem (empty when the file is fine).
+    """
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)), strict_mode=True)
+    graph, problems = model.graph, []
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx") and opset.version > OPSET:
+            problems.append(f"opset {opset.version} > {OPSET}")
+    constants = _constants(graph)
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.name in constants:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if not value.type.tensor_type.HasField("shape") or any(not d.HasField("dim_value") or d.dim_value == 0
+                                                              for d in dims):
+            shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+            problems.append(f"tensor {value.name!r} is not static and non-empty: {shown}")
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            problems.append(f"node {node.name!r}: non-standard op {node.domain}.{node.op_type}")
+        if node.op_type in DYNAMIC_OPS:
+            problems.append(f"node {node.name!r}: {node.op_type} (data-dependent shape)")
+        if node.op_type in INDEX_OPS:
+            index = constants.get(node.input[INDEX_OPS[node.op_type]])
+            if index is not None and index.size and index.min() < 0:
+                problems.append(f"node {node.name!r}: {node.op_type} with negative index {int(index.min())}")
+    return problems
+
+
+def export_static_folder(loaded: LoadedModel, out_dir: str | os.PathLike, model_version: str,
+                         profile: dict) -> dict[str, Path]:
+    """Export the static profile into ``out_dir``, fold it, and fail on any :func:`static_graph_problems`.
+
+    Returns:
+        Path of each part's file, by part name.
+    """
+    paths = export_folder(loaded, out_dir, model_version, profile)
+    for part, path in paths.items():
+        fold_constants(path)
+        problems = static_graph_problems(path)
+        if problems:
+            raise ValueError(f"{path}: the static {part} graph is not convertible by ATC:\n  " + "\n  ".join(problems))
+    return paths
+
+
+def atc_command(onnx_path: str | os.PathLike, soc_version: str = "$SOC_VERSION",
+                precision_mode: str = "$PRECISION_MODE") -> list[str]:
+    """The ATC command line converting one static ONNX file to ``<stem>.om`` beside it.
+
+    ``--input_shape`` is read from the file's (static) inputs. The defaults are shell variables
+    set by the script of :func:`write_atc_script`.
+    """
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    shapes = ";".join(f"{i.name}:" + ",".join(str(d.dim_value) for d in i.type.tensor_type.shape.dim)
+                      for i in model.graph.input)
+    name = Path(onnx_path).name
+    return ["atc", "--framework=5", f"--model={name}", f"--output={Path(name).stem}", "--input_format=ND",
+            f"--input_shape={shapes}", f"--soc_version={soc_version}", f"--precision_mode={precision_mode}",
+            "--log=error"]
+
+
+def _shell_word(arg: str) -> str:
+    """Quote an argument for bash, leaving ``$SOC_VERSION`` / ``$PRECISION_MODE`` expandable."""
+    return '"' + arg.replace('"', '\\"') + '"' if "$" in arg else shlex.quote(arg)
+
+
+def write_atc_script(out_dir: str | os.PathLike, soc_version: str = "Ascend310P3",
+                     precision_mode: str = "allow_mix_precision") -> Path:
+    """Write ``build_om.sh`` into the static profile's folder: one ATC call per part.
+
+    The script stops with a clear message when ``atc`` is not on PATH. Usage:
+    ``bash build_om.sh [SOC_VERSION] [PRECISION_MODE]`` (defaults: the values given here).
+
+    Args:
+        out_dir: the static profile's folder (with the three ``.onnx`` files).
+        soc_version: default ``--soc_version`` (e.g. Ascend310P3, Ascend910B3; ``npu-smi info`` shows it).
+        precision_mode: default ``--precision_mode``: ``allow_mix_precision`` (fp16 where safe),
+            ``force_fp32`` / ``must_keep_origin_dtype`` (closest to the ONNX results), ``force_fp16``.
+    """
+    out_dir = Path(out_dir)
+    lines = [
+        "#!/usr/bin/env bash",
+        "# Build the Ascend OM files of this static profile with CANN's ATC (written by `python -m export`).",
+        "# Usage: bash build_om.sh [SOC_VERSION] [PRECISION_MODE]",
+        "set -euo pipefail",
+        'cd "$(dirname "$0")"',
+        f'SOC_VERSION="${{1:-{soc_version}}}"',
+        f'PRECISION_MODE="${{2:-{precision_mode}}}"',
+        "if ! command -v atc >/dev/null 2>&1; then",
+        '  echo "build_om.sh: atc (CANN ATC model converter) is not on PATH: install the CANN toolkit and run'
+        ' \'source <CANN install dir>/ascend-toolkit/set_env.sh\', then run this script again" >&2',
+        "  exit 127",
+        "fi",
+        "set -x",
+    ]
+    lines += [" ".join(_shell_word(a) for a in atc_command(out_dir / spec.file)) for spec in PARTS.values()]
+    path = out_dir / SCRIPT_NAME
+    with atomic_write(path) as f:
+        f.write("\n".join(lines) + "\n")
+    path.chmod(0o755)
+    return path

@@ -1,0 +1,47 @@
+"""Dynamic-shape ONNX export: each part against PyTorch on random sizes; metadata read back."""
+from __future__ import annotations
+
+import json
+
+import onnxruntime as ort
+import pytest
+import torch
+
+from asr.inference.backends.onnxruntime_backend import (OnnxRuntimeBackend, decoding_parts, read_folder_metadata,
+                                                        read_onnx_metadata)
+from asr.tokenizer.base import read_units
+from export.onnx import PARITY_TOLERANCE, parity, random_cases
+from export.wrappers import PARTS
+
+
+def test_each_part_matches_pytorch_on_random_sizes(random_loaded, random_onnx):
+    sessions = {part: ort.InferenceSession(str(random_onnx / spec.file), providers=["CPUExecutionProvider"])
+                for part, spec in PARTS.items()}
+    cases = random_cases(random_loaded, seed=1)
+    assert len({(c["B"], c["T"]) for c in cases}) == len(cases) > 1
+    diffs = parity(random_loaded, sessions, cases)
+    assert set(diffs) == set(PARTS)
+    assert all(d <= PARITY_TOLERANCE for d in diffs.values()), diffs
+
+
+def test_every_file_carries_the_decoding_metadata(random_loaded, random_onnx):
+    model = random_loaded.model
+    for spec in PARTS.values():
+        meta = read_onnx_metadata(random_onnx / spec.file)
+        tokenizer, fbank, cmvn = decoding_parts(meta)
+        assert tokenizer.units == random_loaded.tokenizer.units
+        assert fbank == random_loaded.fbank
+        assert cmvn.to_dict() == random_loaded.cmvn.to_dict()
+        assert (int(meta["vocab_size"]), int(meta["blank_id"]), int(meta["sos_id"]), int(meta["eos_id"])) == (
+            model.vocab_size, model.ctc.blank_id, model.sos_id, model.eos_id)
+        assert json.loads(meta["model_config"]) == random_loaded.meta["model_config"]
+        assert json.loads(meta["profile"]) == {"kind": "dynamic"}
+    assert read_units(random_onnx / "units.txt") == random_loaded.tokenizer.units
+
+
+def test_backend_checks_the_folder_and_short_input(random_onnx, random_static):
+    with pytest.raises(ValueError, match="static-shape export"):
+        read_folder_metadata(random_static, "dynamic")
+    backend = OnnxRuntimeBackend(random_onnx, num_threads=1)
+    with pytest.raises(ValueError, match="too short"):
+        backend.encode(torch.zeros(1, 3, 80), torch.tensor([3]))
