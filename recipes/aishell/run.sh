@@ -10,6 +10,7 @@
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
 #   2 tokenizer (char units) and global CMVN                3 train
 #   4 average checkpoints into a model file            5 decode dev and test in every mode, results table
+#   6 export to ONNX (fp32, int8, mixed; static Ascend OM profile + atc script), transcribe a test wav with it
 # Arguments after "--" go to the training entry point as Hydra overrides; "--decode KEY=VALUE" (repeatable) to
 # the decode entry point (e.g. --decode device=cuda --decode beam=20).
 set -euo pipefail
@@ -87,4 +88,14 @@ if run 5; then
   done
   $PY "$ROOT/tools/results_table.py" "$exp/decode" --out "$exp/decode/results.md"
   cat "$exp/decode/results.md"
+fi
+
+if run 6; then
+  echo "== stage 6: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
+  done_already "$exp/onnx/export_report.json" || $PY -m export --model "$exp/model.safetensors" --out "$exp/onnx" \
+    --quantize int8 mixed --om-profile
+  wav=$($PY -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['audio'])" "$data/test.jsonl")
+  echo "  asr-transcribe $wav --model $exp/onnx --backend onnxruntime"
+  $PY -m asr.inference.cli "$wav" --model "$exp/onnx" --backend onnxruntime
+  echo "  reference: $(head -n1 "$data/test.jsonl" | $PY -c "import json,sys; print(json.loads(sys.stdin.readline())['text'])")"
 fi

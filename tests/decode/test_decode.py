@@ -17,16 +17,7 @@ from asr.data.text import normalize_text
 from asr.decode import decode_manifest, run
 from asr.inference.recognizer import MODES, Recognizer
 from asr.modelfile import load_model_file
-from tests.conftest import ROOT
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Decoding runs many small ops; on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from conftest import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_PROFILE = {"frames": 201, "batch": 2, "num_hyps": 3}
 
 
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """Small models on a shared 2-core machine: more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_model_config(vocab_size: int, d_model: int = 64) -> dict:
     """The tiny Conformer recipe (``conf/model/tiny.yaml``) shrunk further, with its attention loss."""
     cfg = OmegaConf.load(ROOT / "conf/model/tiny.yaml")

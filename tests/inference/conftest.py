@@ -10,15 +10,6 @@ from asr.data.pipeline import SamplePipeline
 from asr.modelfile import LoadedModel, load_model_file
 
 
-@pytest.fixture(scope="package", autouse=True)
-def one_torch_thread():
-    """Decoding runs many small ops; on a shared 2-core machine more threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="package")
 def loaded(tiny_model_file) -> LoadedModel:
     return load_model_file(tiny_model_file)
