@@ -45,6 +45,7 @@ from asr.data.manifest import Manifest
 from asr.data.pipeline import collate
 from asr.data.text import normalize_text
 from asr.decoding.cer import compute_cer, summary, write_error_file
+from asr.inference.lm_modes import configure_lm  # registers the LM decoding modes
 from asr.inference.recognizer import Recognizer, check_modes
 from asr.utils.io import atomic_write
 
@@ -169,6 +170,8 @@ def run(cfg: DictConfig) -> dict[str, dict]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rec = Recognizer.from_model_file(cfg.model, cfg.device, **{k: cfg[k] for k in SETTINGS})
+    if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
+        configure_lm(rec, **cfg.lm)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
                                 info={"model": str(cfg.model)})
     for s in summaries.values():

@@ -1,0 +1,187 @@
+"""Decoding modes with an n-gram language model, registered into ``asr.inference.recognizer.MODES`` on import.
+
+- ``ctc_prefix_beam_search_lm``: CTC prefix beam search with shallow fusion of the LM
+  (:mod:`asr.lm.fusion`): each growth adds ``lm_weight * ln P_lm + insertion_bonus``; with
+  ``end_of_sentence`` the final N-best is re-ranked after adding ``lm_weight * ln P(</s> | hyp)``.
+- ``attention_rescoring_lm``: that fused N-best (``nbest`` hypotheses) re-ranked by
+  ``decoder score + ctc_weight * fused score``.
+- ``tlg``: the best path of the TLG graph (:mod:`asr.lm.wfst_decoder`).
+- ``tlg_attention_rescoring``: the graph's ``nbest`` distinct hypotheses re-ranked by
+  ``decoder score + ctc_weight * graph score`` (graph score = ``acoustic_scale * CTC + ln P_lm``).
+
+The LM is attached to a recognizer with :func:`configure_lm` (settings: :class:`LMSettings`,
+``conf/decoding/lm/default.yaml``); a mode whose LM is not configured raises ValueError naming the
+missing setting. Nothing here changes the modes without LM.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.decoding.ctc_prefix_beam import Nbest, ctc_prefix_beam_search_batch
+from asr.decoding.rescoring import attention_rescoring
+from asr.inference.recognizer import MODES, Encoded, Recognizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LMSettings:
+    """Language-model settings of the LM modes (see ``conf/decoding/lm/default.yaml``).
+
+    Attributes:
+        path: ARPA file or KenLM binary for shallow fusion (``*_lm`` modes).
+        unit: ``char`` (the LM's words are the ASR units) or ``word`` (a word LM over unsegmented text).
+        weight: LM weight (natural-log LM probabilities).
+        insertion_bonus: added per token in fusion.
+        end_of_sentence: add the ``</s>`` probability to the final fused N-best.
+        backend: ``auto`` (KenLM when installed), ``kenlm`` or ``python`` (ARPA only).
+        vocab: word LM only: a file with one word per line, the LM's vocabulary (needed for a
+            KenLM binary; an ARPA file's unigrams are used otherwise).
+        max_segmentations: word LM only: segmentations kept per prefix.
+        tlg_dir: folder of ``TLG.fst`` (``python -m asr.lm.tlg``) for the ``tlg*`` modes.
+        tlg_beam, tlg_max_active, tlg_lattice_beam, tlg_acoustic_scale: the graph search's settings.
+    """
+
+    path: str | None = None
+    unit: str = "char"
+    weight: float = 0.3
+    insertion_bonus: float = 0.0
+    end_of_sentence: bool = True
+    backend: str = "auto"
+    vocab: str | None = None
+    max_segmentations: int = 4
+    tlg_dir: str | None = None
+    tlg_beam: float = 16.0
+    tlg_max_active: int = 7000
+    tlg_lattice_beam: float = 8.0
+    tlg_acoustic_scale: float = 1.0
+
+
+class LMState:
+    """What :func:`configure_lm` attaches to a recognizer as ``rec.lm``: the settings, the scorer, the graph decoder."""
+
+    def __init__(self, settings: LMSettings, scorer=None, tlg=None):
+        self.settings, self.scorer, self.tlg = settings, scorer, tlg
+
+
+def configure_lm(rec: Recognizer, **settings) -> LMState:
+    """Load the LM and/or the TLG graph named in ``settings`` (fields of :class:`LMSettings`) onto ``rec``.
+
+    Raises:
+        ValueError: an unknown setting or unit; a malformed ARPA file (naming the line); a graph
+            built for other units.
+        FileNotFoundError: a missing file.
+    """
+    known = {f.name for f in dataclasses.fields(LMSettings)}
+    if unknown := sorted(set(settings) - known):
+        raise ValueError(f"unknown LM setting(s) {unknown}; allowed: {sorted(known)}")
+    s = LMSettings(**settings)
+    scorer = tlg = None
+    if s.path:
+        scorer = make_scorer(s, rec.tokenizer)
+    if s.tlg_dir:
+        from asr.lm.wfst_decoder import TLGDecoder
+
+        tlg = TLGDecoder(s.tlg_dir, rec.tokenizer, beam=s.tlg_beam, max_active=s.tlg_max_active,
+                         lattice_beam=s.tlg_lattice_beam, acoustic_scale=s.tlg_acoustic_scale)
+    rec.lm = LMState(s, scorer, tlg)
+    return rec.lm
+
+
+def make_scorer(s: LMSettings, tokenizer):
+    """The fusion scorer of the settings (:mod:`asr.lm.fusion`)."""
+    from asr.data.text import normalize_text
+    from asr.lm.arpa import read_arpa_vocab
+    from asr.lm.fusion import CharLMScorer, WordLMScorer
+    from asr.lm.query import ArpaQuery, load_lm
+
+    lm = load_lm(s.path, s.backend)
+    if s.unit == "char":
+        return CharLMScorer(lm, tokenizer.units, s.weight, s.insertion_bonus)
+    if s.unit != "word":
+        raise ValueError(f"lm.unit must be char or word, got {s.unit!r}")
+    if s.vocab:
+        words = Path(s.vocab).read_text(encoding="utf-8").split()
+    elif isinstance(lm, ArpaQuery):
+        words = lm.model.vocab
+    else:
+        words = read_arpa_vocab(s.path)  # raises naming the file when it is a binary
+    spellings = {}
+    for w in words:
+        text = normalize_text(w)
+        if w.startswith("<") or not text or tokenizer.oov(text):
+            continue
+        spellings[w] = tokenizer.encode(text)
+    if not spellings:
+        raise ValueError(f"{s.path}: none of the LM's words can be spelled with the model's units")
+    log.info("word LM: %d of %d words spelled with the model's units", len(spellings), len(words))
+    return WordLMScorer(lm, spellings, s.weight, s.insertion_bonus, s.max_segmentations)
+
+
+def _lm(rec: Recognizer, mode: str, need: str) -> LMState:
+    state = getattr(rec, "lm", None)
+    if state is None or getattr(state, need) is None:
+        setting = "lm.path" if need == "scorer" else "lm.tlg_dir"
+        raise ValueError(f"decoding mode {mode} needs a language model: set {setting}")
+    return state
+
+
+def fused_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
+    """The fused CTC N-best of every utterance of the batch (computed once per batch)."""
+    lm = _lm(rec, "ctc_prefix_beam_search_lm", "scorer")
+
+    def compute() -> list[Nbest]:
+        nbests = ctc_prefix_beam_search_batch(enc.ctc_log_probs, enc.lens, rec.beam, rec.nbest,
+                                              rec.tokenizer.blank_id, rec.blank_skip_threshold, lm.scorer)
+        if not lm.settings.end_of_sentence:
+            return nbests
+        out = []
+        for nbest in nbests:
+            ended = [(hyp, score + lm.scorer.end_score(lm.scorer.replay(hyp)[1])) for hyp, score in nbest]
+            out.append(sorted(ended, key=lambda h: -h[1]))
+        return out
+
+    return enc.shared("ctc_nbest_lm", compute)
+
+
+def _ctc_prefix_beam_search_lm(rec: Recognizer, enc: Encoded) -> list[list[int]]:
+    return [list(nbest[0][0]) for nbest in fused_nbest(rec, enc)]
+
+
+def _attention_rescoring_lm(rec: Recognizer, enc: Encoded) -> list[list[int]]:
+    best = attention_rescoring(fused_nbest(rec, enc), enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
+                               ctc_weight=rec.ctc_weight)
+    return [list(hyp) for hyp, _ in best]
+
+
+def tlg_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
+    """The graph's N-best of every utterance of the batch (computed once per batch)."""
+    lm = _lm(rec, "tlg_attention_rescoring", "tlg")
+    return enc.shared("tlg_nbest", lambda: [
+        lm.tlg.nbest(enc.ctc_log_probs[b, :n], rec.nbest) for b, n in enumerate(enc.lens.tolist())])
+
+
+def _tlg(rec: Recognizer, enc: Encoded) -> list[list[int]]:
+    lm = _lm(rec, "tlg", "tlg")
+    return [list(lm.tlg.best(enc.ctc_log_probs[b, :n])[0]) for b, n in enumerate(enc.lens.tolist())]
+
+
+def _tlg_attention_rescoring(rec: Recognizer, enc: Encoded) -> list[list[int]]:
+    nbests = [[(hyp, score if math.isfinite(score) else -1e30) for hyp, score in nbest]
+              for nbest in tlg_nbest(rec, enc)]
+    best = attention_rescoring(nbests, enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
+                               ctc_weight=rec.ctc_weight)
+    return [list(hyp) for hyp, _ in best]
+
+
+LM_MODES = {
+    "ctc_prefix_beam_search_lm": _ctc_prefix_beam_search_lm,
+    "attention_rescoring_lm": _attention_rescoring_lm,
+    "tlg": _tlg,
+    "tlg_attention_rescoring": _tlg_attention_rescoring,
+}
+MODES.update(LM_MODES)

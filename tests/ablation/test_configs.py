@@ -1,0 +1,133 @@
+"""The ablation sweeps of conf/ablation/ compose, and each arm changes what it says against the demo's config."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+SWEEPS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml") if p.stem != "base")
+
+
+@functools.lru_cache(maxsize=None)
+def compose_train(*overrides: str, hydra_config: bool = False):
+    """The composed training config (cached: composing takes a while; callers do not modify it)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+def sweep_params(name: str) -> dict[str, list[str]]:
+    """The sweep file's hydra.sweeper.params as key -> values."""
+    cfg = compose_train(f"+ablation={name}", hydra_config=True)
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    return {o.get_key_element(): list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+            for o in parsed}
+
+
+def arms(name: str) -> list[str]:
+    return sweep_params(name)[f"+ablation/{name}"]
+
+
+def arm_config(name: str, arm: str, *extra: str):
+    # the order of a multirun job: the sweeper's overrides first, then the command line's +ablation=NAME
+    return compose_train(f"+ablation/{name}={arm}", f"+ablation={name}", *extra)
+
+
+def test_there_are_the_five_sweeps():
+    assert set(SWEEPS) == {"focal", "posenc", "sampling", "augment", "encoder"}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_arm_file_is_swept_with_two_seeds_and_composes(name):
+    params = sweep_params(name)
+    assert params["seed"] == ["1", "2"]
+    files = sorted(p.stem for p in (CONF / "ablation" / name).glob("*.yaml"))
+    assert sorted(arms(name)) == files
+    demo = compose_train("experiment=demo", "seed=1")
+    for arm in arms(name):
+        cfg = arm_config(name, arm)
+        assert cfg.ablation.name == name and cfg.ablation.arm == arm
+        assert cfg.ablation.baseline in arms(name)
+        assert cfg.trainer.max_time == compose_train(f"+ablation={name}", f"+ablation/{name}={arm}").trainer.max_time
+        assert cfg.evaluate.modes and cfg.resume == "auto"
+        # everything the arm does not set is the demo's
+        assert cfg.optim == demo.optim and cfg.data == demo.data
+        # the order of the two appended configs does not matter: they set different keys
+        assert cfg == compose_train(f"+ablation={name}", f"+ablation/{name}={arm}")
+
+
+def test_posenc_arms_set_the_encoding():
+    for arm in arms("posenc"):
+        assert arm_config("posenc", arm).model.encoder.pos_enc == arm
+
+
+def test_focal_arms_against_the_loss_configs():
+    base = arm_config("focal", "label_smoothing")
+    assert base.model.att_loss == compose_train("experiment=demo").model.att_loss
+    for gamma in (1, 2):
+        cfg = arm_config("focal", f"focal_gamma{gamma}")
+        focal = compose_train("experiment=demo", "loss@model.att_loss=focal", f"model.att_loss.gamma={gamma}")
+        assert cfg.model == focal.model
+
+
+def test_sampling_arms_use_the_sampling_configs_with_the_sweeps_ramp():
+    for arm in arms("sampling"):
+        cfg = arm_config("sampling", arm)
+        ref = compose_train("experiment=demo", f"sampling={arm}", f"sampling.start_step={cfg.sampling.start_step}",
+                            f"sampling.ramp_steps={cfg.sampling.ramp_steps}")
+        assert cfg.sampling == ref.sampling
+    assert arm_config("sampling", "none").sampling.final_prob == 0.0
+
+
+def test_transformer_arm_has_the_switches_of_the_transformer_model():
+    tiny = arm_config("encoder", "conformer").model.encoder
+    transformer = arm_config("encoder", "transformer").model.encoder
+    big = compose_train("model=transformer").model.encoder
+    assert tiny == compose_train("experiment=demo").model.encoder
+    for key in ("pos_enc", "use_conv", "macaron", "ffn_activation"):
+        assert transformer[key] == big[key]
+    for key in ("d_model", "num_blocks", "ffn_dim", "num_heads", "subsampling"):
+        assert transformer[key] == tiny[key]
+
+
+def waveform_probs(cfg) -> dict[str, float]:
+    """Class name -> probability of every waveform augmentation."""
+    return {t["_target_"].rsplit(".", 1)[-1]: t["prob"] for t in OmegaConf.to_container(cfg.augment.waveform, resolve=True)}
+
+
+def test_augment_full_arm_is_the_full_augment_config_and_none_turns_everything_off():
+    full = arm_config("augment", "full", "noise_list=n.list", "rir_list=r.list")
+    ref = compose_train("experiment=demo", "augment=full", "noise_list=n.list", "rir_list=r.list")
+    assert OmegaConf.to_container(full.augment, resolve=True) == OmegaConf.to_container(ref.augment, resolve=True)
+    none = arm_config("augment", "none")
+    assert set(waveform_probs(none).values()) == {0.0} and none.augment.specaug.prob == 0.0
+
+
+def test_augment_default_arm_differs_from_the_default_config_only_by_time_warp():
+    arm = OmegaConf.to_container(arm_config("augment", "default").augment, resolve=True)
+    ref = OmegaConf.to_container(compose_train("experiment=demo", "augment=default").augment, resolve=True)
+    assert arm["specaug"].pop("time_warp") == 5 and ref["specaug"].pop("time_warp") == 0
+    assert arm["specaug"] == ref["specaug"]
+    on = lambda chain: [t["_target_"] for t in chain if t["prob"] > 0]  # noqa: E731
+    assert on(arm["waveform"]) == on(ref["waveform"]) == ["asr.augment.speed.SpeedPerturb"]
+
+
+def test_each_single_augmentation_arm_turns_on_only_its_own():
+    names = {"splice": "Splice", "speed": "SpeedPerturb", "volume": "Volume", "reverb": "Reverb", "noise": "AddNoise"}
+    full = waveform_probs(arm_config("augment", "full"))
+    for arm, cls in names.items():
+        probs = waveform_probs(arm_config("augment", arm))
+        assert probs == {c: (full[c] if c == cls else 0.0) for c in full}
+    assert waveform_probs(arm_config("augment", "specaug")) == {c: 0.0 for c in full}
+
+
+def test_run_folders_are_root_name_arm_seed():
+    cfg = compose_train("+ablation/posenc=abs", "+ablation=posenc", "seed=2", "ablation.root=/x", hydra_config=True)
+    assert cfg.hydra.sweep.dir == "/x/posenc"
+    assert cfg.hydra.sweep.subdir == "abs/seed2"
+    assert cfg.hydra.run.dir == "/x/posenc/abs/seed2"

@@ -1,0 +1,38 @@
+"""KenLM and the Python ARPA model give the same scores (when the kenlm module is installed)."""
+import pytest
+
+from asr.lm.arpa import write_arpa
+from asr.lm.query import ArpaQuery, KenLMQuery, kenlm_available, load_lm
+
+
+def walk(query, words):
+    state, out = query.begin(), []
+    for w in words:
+        logp, state = query.score(state, w)
+        out.append(logp)
+    return out
+
+
+def test_python_backend_reads_arpa_and_refuses_a_binary(domain_b, tmp_path):
+    query = load_lm(write_arpa(domain_b, tmp_path / "b.arpa"), backend="python")
+    assert isinstance(query, ArpaQuery) and query.order == 5
+    (tmp_path / "x.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\0" + bytes(100))
+    with pytest.raises(ValueError, match="not an ARPA file"):
+        load_lm(tmp_path / "x.bin", backend="python")
+    with pytest.raises(FileNotFoundError):
+        load_lm(tmp_path / "none.arpa")
+
+
+def test_python_states_score_like_the_full_history(domain_b):
+    query = ArpaQuery(domain_b)
+    words = list("efghijkefgzzhe") + ["</s>"]
+    expected = [domain_b.log10_prob(["<s>", *words[:i]], w) for i, w in enumerate(words)]
+    assert walk(query, words) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.skipif(not kenlm_available(), reason="the kenlm module is not installed (pip install kenlm)")
+def test_kenlm_and_python_agree(domain_a, domain_b, tmp_path):
+    for model in (domain_a, domain_b):
+        path = write_arpa(model, tmp_path / "m.arpa")
+        words = list("abcefgkhij") + ["</s>"]
+        assert walk(KenLMQuery(path), words) == pytest.approx(walk(ArpaQuery(model), words), abs=1e-4)
