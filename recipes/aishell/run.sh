@@ -10,9 +10,8 @@
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
 #   2 tokenizer (char units) and global CMVN                3 train
 #   4 average checkpoints into a model file            5 decode dev and test in every mode, results table
-#   7 n-gram LMs (char 5-gram, word 3-gram), TLG graph, decode test with the LM modes (after 6 so the demo ends
-#     sooner on the no-LM table)
-#   6 export to ONNX (fp32, int8, mixed; static Ascend OM profile + atc script), transcribe a test wav with it
+#   6 n-gram LMs (char 5-gram, word 3-gram), TLG graph, decode test with the LM modes
+#   7 export to ONNX (fp32, int8, mixed; static Ascend OM profile + atc script), transcribe a test wav with it
 # Arguments after "--" go to the training entry point as Hydra overrides; "--decode KEY=VALUE" (repeatable) to
 # the decode entry point (e.g. --decode device=cuda --decode beam=20).
 set -euo pipefail
@@ -93,7 +92,17 @@ if run 5; then
 fi
 
 if run 6; then
-  echo "== stage 6: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
+  echo "== stage 6: n-gram LMs and TLG -> $data/lm; decode test with the LM modes -> $exp/decode_lm/test"
+  bash local/lm_stage.sh --data "$data" --corpus "$corpus"
+  done_already "$exp/decode_lm/test/tlg_attention_rescoring/summary.json" || $PY -m asr.decode \
+    model="$exp/model.safetensors" manifest="$data/test.jsonl" out_dir="$exp/decode_lm/test" +lm=default \
+    lm.path="$data/lm/char_5gram.arpa" lm.tlg_dir="$data/lm/tlg" \
+    "modes=[ctc_prefix_beam_search,ctc_prefix_beam_search_lm,attention_rescoring,attention_rescoring_lm,tlg,tlg_attention_rescoring]" \
+    "${decode_overrides[@]}"
+fi
+
+if run 7; then
+  echo "== stage 7: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
   done_already "$exp/onnx/export_report.json" || $PY -m export --model "$exp/model.safetensors" --out "$exp/onnx" \
     --quantize int8 mixed --om-profile
   wav=$($PY -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['audio'])" "$data/test.jsonl")
@@ -102,12 +111,3 @@ if run 6; then
   echo "  reference: $(head -n1 "$data/test.jsonl" | $PY -c "import json,sys; print(json.loads(sys.stdin.readline())['text'])")"
 fi
 
-if run 7; then
-  echo "== stage 7: n-gram LMs and TLG -> $data/lm; decode test with the LM modes -> $exp/decode_lm/test"
-  bash local/lm_stage.sh --data "$data" --corpus "$corpus"
-  done_already "$exp/decode_lm/test/tlg_attention_rescoring/summary.json" || $PY -m asr.decode \
-    model="$exp/model.safetensors" manifest="$data/test.jsonl" out_dir="$exp/decode_lm/test" +lm=default \
-    lm.path="$data/lm/char_5gram.arpa" lm.tlg_dir="$data/lm/tlg" \
-    "modes=[ctc_prefix_beam_search,ctc_prefix_beam_search_lm,attention_rescoring,attention_rescoring_lm,tlg,tlg_attention_rescoring]" \
-    "${decode_overrides[@]}"
-fi
