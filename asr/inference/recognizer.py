@@ -106,6 +106,7 @@ MODES: dict[str, Mode] = {
     "attention": _attention,
     "attention_rescoring": _attention_rescoring,
 }
+NO_LM_MODES = tuple(MODES)  # the modes that need nothing beyond the model (asr.inference.lm_modes adds LM ones)
 
 
 def check_modes(modes: list[str]) -> None:

@@ -15,9 +15,7 @@ from safetensors.torch import save_file
 from asr.data.manifest import Manifest
 from asr.data.text import normalize_text
 from asr.decode import decode_manifest, run
-from asr.inference.recognizer import MODES, Recognizer
-
-DEFAULT_MODES = ["ctc_greedy_search", "ctc_prefix_beam_search", "attention", "attention_rescoring"]
+from asr.inference.recognizer import MODES, NO_LM_MODES as DEFAULT_MODES, Recognizer
 from asr.modelfile import load_model_file
 from conftest import ROOT
 

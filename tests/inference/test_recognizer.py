@@ -7,7 +7,7 @@ import torch
 from asr.decoding.ctc_prefix_beam import ctc_prefix_beam_search_batch
 from asr.inference import recognizer as recognizer_module
 from asr.inference.backends import TorchBackend, UnsupportedOperation
-from asr.inference.recognizer import MODES, Recognizer
+from asr.inference.recognizer import NO_LM_MODES as MODES, Recognizer
 from tests.inference.conftest import pad
 
 
