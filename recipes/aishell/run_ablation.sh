@@ -4,8 +4,8 @@
 #
 # Usage:
 #   bash run_ablation.sh NAME [Hydra overrides ...]      NAME: focal | posenc | sampling | augment | encoder
-#   bash run_ablation.sh focal                           # 3 arms x 2 seeds x 5 minutes of training
-#   bash run_ablation.sh focal trainer.max_time=00:00:10:00 seed=1,2,3
+#   bash run_ablation.sh focal                           # 3 arms x 2 seeds x 450 steps (~3 minutes each on CPU)
+#   bash run_ablation.sh focal trainer.max_steps=1500 trainer.max_time=null seed=1,2,3
 #   bash run_ablation.sh augment '+ablation/augment=none,speed,specaug,default'     # a subset of the arms
 #   bash run_ablation.sh posenc hydra/launcher=joblib hydra.launcher.n_jobs=2 threads=1   # 2 processes at a time
 #                                                        # (needs the hydra-joblib-launcher package)
@@ -64,11 +64,13 @@ runs = math.prod(counts.values())
 swept = " x ".join(f"{n} {k.lstrip('+')}" for k, n in counts.items() if n > 1)
 print(f"  {swept} = {runs} runs" if swept else "  1 run")
 max_time = cfg.trainer.max_time
+if cfg.trainer.max_steps and cfg.trainer.max_steps > 0:
+    print(f"  every run trains {cfg.trainer.max_steps} optimizer steps (trainer.max_steps), stopped at {max_time} at most")
 if max_time is None:
     print("  trainer.max_time is null: no time budget (the runs stop at max_epochs / max_steps)")
 else:
     seconds = sum(int(x) * s for x, s in zip(str(max_time).split(":"), (86400, 3600, 60, 1)))
-    print(f"  {runs} runs x {max_time} (trainer.max_time) = {runs * seconds / 60:.0f} minutes of training in all,"
+    print(f"  {runs} runs x {max_time} (trainer.max_time) = {runs * seconds / 60:.0f} minutes of training at most,"
           " plus start-up, averaging and decoding for each run")
     jobs = cfg.hydra.launcher.get("n_jobs")
     if jobs and jobs > 1:
