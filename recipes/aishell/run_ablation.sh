@@ -10,7 +10,8 @@
 #   bash run_ablation.sh posenc hydra/launcher=joblib hydra.launcher.n_jobs=2 threads=1   # 2 processes at a time
 #                                                        # (needs the hydra-joblib-launcher package)
 # Runs go to exp/ablation/NAME/ARM/seedS (ablation.root=DIR to change), each with its metrics.json; the table and
-# plots to docs/ablation_NAME.md, docs/ablation_NAME.png and docs/ablation_NAME_curves.png (DOCS=DIR to change).
+# plots to docs/ablation_NAME.md, docs/ablation_NAME.png and docs/ablation_NAME_curves.png (DOCS=DIR to change), and
+# ABLATIONS.md gathers every sweep collected in DOCS.
 # Data: data/demo, made by `run.sh --demo` stages 0-2 when missing (data_dir=DIR to use other prepared data).
 # Rerunning skips the runs whose metrics.json says "ok" and resumes the others; a failed run is reported in the
 # table with its error. The script exits with the sweep's status after collecting.
@@ -85,4 +86,24 @@ $PY -m asr.train -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@
 echo "== ablation $name: table and plots -> $DOCS/ablation_$name.{md,png}, $DOCS/ablation_${name}_curves.png"
 $PY "$ROOT/tools/collect_ablation.py" "$root/$name" --out-md "$DOCS/ablation_$name.md" \
   --out-png "$DOCS/ablation_$name.png" --out-curves "$DOCS/ablation_${name}_curves.png"
+
+# ABLATIONS.md: every collected sweep in $DOCS, one after another, with its plots (written whole, then renamed)
+out=${ABLATIONS_MD:-ABLATIONS.md}
+{
+  echo "# Ablations"
+  echo
+  echo "Made by \`bash recipes/aishell/run_ablation.sh NAME\` for each sweep below; regenerated after every sweep."
+  echo "Unless a sweep says otherwise: **synthetic corpus** (tools/make_synthetic_aishell.py), not AISHELL-1; the tiny"
+  echo "demo model; every arm trains the same number of steps (see each table's \"steps\" column) on a 2-core CPU."
+  for md in "$DOCS"/ablation_*.md; do
+    [ -e "$md" ] || continue
+    sweep=$(basename "$md" .md)
+    echo
+    sed -e 's/^# /## /' -e 's/^## \(test\|dev\|Training\)$/### \1/' "$md"
+    echo
+    echo "![CER per arm]($DOCS/$sweep.png)"
+    echo "![validation CER curves]($DOCS/${sweep}_curves.png)"
+  done
+} > "$out.tmp" && mv "$out.tmp" "$out"
+echo "== $out updated"
 exit $rc

@@ -17,7 +17,7 @@ TINY = ["data.num_workers=0", "model.encoder.num_blocks=2", "model.decoder.num_b
 
 
 def run_sweep(data: Path, root: Path, docs: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "DOCS": str(docs)}
+    env = {**os.environ, "PYTHON": sys.executable, "DOCS": str(docs), "ABLATIONS_MD": str(docs / "ABLATIONS.md")}
     return subprocess.run(["bash", str(SCRIPT), "posenc", "+ablation/posenc=rel,abs", "seed=1", f"data_dir={data}",
                            f"ablation.root={root}", *TINY], capture_output=True, text=True, env=env)
 
@@ -27,7 +27,7 @@ def test_two_arm_sweep_runs_end_to_end_and_a_rerun_skips_both(prepared_synthetic
     root, docs = tmp_path / "exp" / "ablation", tmp_path / "docs"
     r = run_sweep(prepared_synthetic, root, docs)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert "2 ablation/posenc = 2 runs" in r.stdout and "2 runs x 00:00:05:00" in r.stdout
+    assert "2 ablation/posenc = 2 runs" in r.stdout and "2 runs x 00:00:06:00" in r.stdout
     before = {}
     for arm in ("rel", "abs"):
         run = root / "posenc" / arm / "seed1"
@@ -48,6 +48,10 @@ def test_two_arm_sweep_runs_end_to_end_and_a_rerun_skips_both(prepared_synthetic
     assert "| rel (baseline) | 1/1 |" in table and "| abs | 1/1 |" in table
     for png in ("ablation_posenc.png", "ablation_posenc_curves.png"):
         assert (docs / png).read_bytes()[:4] == b"\x89PNG"
+    # ABLATIONS.md gathers the collected sweeps: this one's table (headings moved one level down) and its plots
+    gathered = (docs / "ABLATIONS.md").read_text(encoding="utf-8")
+    assert "## Ablation: posenc" in gathered and "| rel (baseline) | 1/1 |" in gathered
+    assert f"({docs}/ablation_posenc.png)" in gathered
 
     again = run_sweep(prepared_synthetic, root, docs)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
