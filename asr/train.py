@@ -36,8 +36,10 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[pl.Callback] = ()) -> p
     callbacks = [
         ModelCheckpoint(ckpt_dir, filename="best-{epoch}-{step}", monitor="val/cer", mode="min",
                         save_top_k=cfg.num_checkpoints, auto_insert_metric_name=False),
+        # saved at the end of every training epoch and when training stops (max_steps, max_time), whether or not a
+        # validation ran since: with step-based validation (check_val_every_n_epoch: null) the last steps are kept
         ModelCheckpoint(ckpt_dir, filename="last-{epoch}-{step}", monitor="step", mode="max",
-                        save_top_k=cfg.num_checkpoints, save_last=True),
+                        save_top_k=cfg.num_checkpoints, save_last=True, save_on_train_epoch_end=True),
         LearningRateMonitor("step"),
         *extra_callbacks,
     ]

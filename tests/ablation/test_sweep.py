@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "recipes" / "aishell" / "run_ablation.sh"
 TINY = ["data.num_workers=0", "model.encoder.num_blocks=2", "model.decoder.num_blocks=1",
-        "data.global_batch_frames=6000", "trainer.limit_train_batches=3", "trainer.max_epochs=1", "threads=1",
+        "data.global_batch_frames=6000", "trainer.limit_train_batches=3", "trainer.max_epochs=1",
+        "trainer.val_check_interval=3", "threads=1",
         "evaluate.modes=[ctc_greedy_search,attention_rescoring]"]
 
 
