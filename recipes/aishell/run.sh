@@ -100,6 +100,8 @@ if run 6; then
     lm.path="$data/lm/char_5gram.arpa" lm.tlg_dir="$data/lm/tlg" \
     "modes=[ctc_prefix_beam_search,ctc_prefix_beam_search_lm,attention_rescoring,attention_rescoring_lm,tlg,tlg_attention_rescoring]" \
     "${decode_overrides[@]}"
+  $PY "$ROOT/tools/results_table.py" "$exp/decode_lm" --out "$exp/decode_lm/results.md"   # the no-LM and LM rows
+  cat "$exp/decode_lm/results.md"
 fi
 
 if run 7; then
