@@ -39,13 +39,15 @@ class ASRDataModule(pl.LightningDataModule):
         seed: base seed of batching and augmentation.
         train_shards: a ``shards.list`` to stream training data from instead of ``train_manifest``.
         resample: resample audio of another rate (with a warning) instead of refusing it.
+        cache_features: keep features in memory across epochs when they do not change (no waveform augmentation,
+            no dither; see :class:`asr.data.dataset.ManifestDataset`): for small corpora such as the CPU demo's.
     """
 
     def __init__(self, train_manifest: str, val_manifest: str, lang_dir: str, cmvn: str, features: Fbank,
                  test_manifest: str | None = None, tokenizer_kind: str = "char", augment: dict | None = None,
                  global_batch_frames: int = 20000, val_max_frames: int | None = None, max_batch_size: int | None = None,
                  bucket_size: int = 5000, num_workers: int = 2, seed: int = 0, train_shards: str | None = None,
-                 resample: bool = True):
+                 resample: bool = True, cache_features: bool = False):
         super().__init__()
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         self.tokenizer: Tokenizer = load_tokenizer(lang_dir, tokenizer_kind)
@@ -55,7 +57,7 @@ class ASRDataModule(pl.LightningDataModule):
         self.specaug = augment.get("specaug")
         self.global_batch_frames, self.val_max_frames = global_batch_frames, val_max_frames
         self.max_batch_size, self.bucket_size, self.num_workers = max_batch_size, bucket_size, num_workers
-        self.seed, self.train_shards = seed, train_shards
+        self.seed, self.train_shards, self.cache_features = seed, train_shards, cache_features
         self.samplers: dict[str, DynamicBucketBatchSampler] = {}
         self.resume_state: dict | None = None
 
@@ -94,7 +96,8 @@ class ASRDataModule(pl.LightningDataModule):
         if train and self.resume_state:
             sampler.load_state_dict(self.resume_state)
             self.resume_state = None
-        dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed)
+        dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed,
+                                  cache_features=self.cache_features)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=self.num_workers > 0)
 

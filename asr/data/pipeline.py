@@ -52,11 +52,25 @@ class SamplePipeline:
         feats = self.fbank(wav)
         return self.cmvn(feats) if self.cmvn is not None else feats
 
-    def __call__(self, sample: dict, rng: random.Random | None = None) -> dict:
-        """Sample -> ``{"id", "feats": (T, F), "ys": (L,) long, "text"}``; augmentations only when ``rng`` is given."""
+    def features_are_fixed(self, augment: bool) -> bool:
+        """True when an utterance's features before SpecAugment are the same every epoch (so they may be cached):
+        no waveform augmentation runs and the fbank has no dither."""
+        return (not augment or not self.waveform_augment) and not self.fbank.dither
+
+    def base_features(self, sample: dict, rng: random.Random | None = None) -> torch.Tensor:
+        """Sample -> (T, F) features before SpecAugment (waveform augmentation only when ``rng`` is given)."""
         if rng is not None and self.waveform_augment is not None:
             sample = self.waveform_augment(sample, rng)
-        feats = self.features(sample["wav"])
+        return self.features(sample["wav"])
+
+    def __call__(self, sample: dict, rng: random.Random | None = None, feats: torch.Tensor | None = None) -> dict:
+        """Sample -> ``{"id", "feats": (T, F), "ys": (L,) long, "text"}``; augmentations only when ``rng`` is given.
+
+        ``feats``: the sample's :meth:`base_features`, already computed (a feature cache); ``sample`` then needs
+        only ``id`` and ``text``.
+        """
+        if feats is None:
+            feats = self.base_features(sample, rng)
         if rng is not None and self.specaug is not None:
             feats = self.specaug(feats, rng)
         out = {"id": sample["id"], "feats": feats, "text": sample["text"]}

@@ -1,5 +1,6 @@
 """The DataModule's loaders and the tar shards give the same utterances and features."""
 from collections import Counter
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
@@ -94,3 +95,30 @@ def test_collate_drops_none():
     assert batch["ids"] == ["a"] and batch["num_failed"] == 1
     empty = collate([None, None])
     assert empty["ids"] == [] and empty["num_failed"] == 2 and empty["feats"].shape[0] == 0
+
+
+def test_feature_cache_gives_the_same_items_and_reads_audio_once(tmp_path):
+    """Epoch 2 from the cache (audio files gone) equals epoch 2 computed from audio, SpecAugment included."""
+    from asr.augment.specaug import SpecAugment
+    from asr.augment.volume import Volume
+
+    data = tone_data(tmp_path)
+    specaug = {"specaug": SpecAugment(num_freq_masks=1, freq_width=10, num_time_masks=1, time_width=20)}
+    plain = datamodule(data, augment=specaug, num_workers=0).train_dataloader().dataset
+    cached = datamodule(data, augment=specaug, num_workers=0, cache_features=True).train_dataloader().dataset
+    n = len(plain)
+    reference = [plain[(i, 1)] for i in range(n)]
+    for i in range(n):
+        cached[(i, 0)]  # epoch 0 fills the cache
+    for row in Manifest(data / "train.jsonl"):
+        Path(row["audio"]).unlink()
+    for i in range(n):
+        got = cached[(i, 1)]
+        assert got["id"] == reference[i]["id"] and torch.equal(got["ys"], reference[i]["ys"])
+        assert torch.equal(got["feats"], reference[i]["feats"])
+    # features that change every epoch (waveform augmentation, dither) are never cached
+    assert datamodule(data, augment={"waveform": [Volume(prob=1.0)]}, cache_features=True,
+                      num_workers=0).train_dataloader().dataset.cache is None
+    dithered = ASRDataModule(str(data / "train.jsonl"), str(data / "dev.jsonl"), str(data / "lang"),
+                             str(data / "cmvn.json"), Fbank(dither=1.0), cache_features=True, num_workers=0)
+    assert dithered.train_dataloader().dataset.cache is None
