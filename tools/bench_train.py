@@ -12,6 +12,7 @@ bucketing; each other row switches one thing and prints its ratio to the referen
 from __future__ import annotations
 
 import argparse
+import random
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from asr.data.batching import DynamicBucketBatchSampler
+from asr.data.batching import DynamicBucketBatchSampler, pack_by_frames
 from asr.data.manifest import Manifest
 from asr.model import attention as attention_module
 
@@ -41,8 +42,12 @@ def set_sdpa(model: torch.nn.Module, on: bool) -> None:
 
 
 def batches(frames: np.ndarray, max_frames: int, bucketing: bool, n: int) -> list[list[int]]:
-    sampler = DynamicBucketBatchSampler(frames, max_frames, shuffle=True, seed=0, bucket_size=5000 if bucketing else 1)
-    return sampler.batches()[:n]
+    """The first ``n`` training batches: length-bucketed as in training, or packed in random order (bucketing off)."""
+    if bucketing:
+        return DynamicBucketBatchSampler(frames, max_frames, shuffle=True, seed=0, bucket_size=5000).batches()[:n]
+    order = list(range(len(frames)))
+    random.Random(0).shuffle(order)
+    return pack_by_frames(order, frames, max_frames)[:n]
 
 
 def run(model, batch_list, frames, vocab, device, bf16: bool) -> tuple[float, float]:
