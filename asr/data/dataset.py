@@ -46,8 +46,9 @@ class ManifestDataset(Dataset):
         i, epoch = key if isinstance(key, tuple) else (key, 0)
         row = self.manifest[i]
         rng = random.Random(utterance_seed(self.seed, epoch, row["id"])) if self.augment else None
-        if self.cache is not None and row["id"] in self.cache:
-            return self.pipeline(row, rng, feats=self.cache[row["id"]])
+        cached = self.cache.get(row["id"]) if self.cache is not None else None
+        if cached is not None:
+            return self.pipeline(row, rng, feats=cached)
         try:
             sample = self.pipeline.load(row)
         except AudioError as e:
