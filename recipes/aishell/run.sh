@@ -106,7 +106,7 @@ fi
 
 if run 7; then
   echo "== stage 7: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
-  done_already "$exp/onnx/export_report.json" || $PY -m export --model "$exp/model.safetensors" --out "$exp/onnx" \
+  done_already "$exp/onnx/export_report.json" || $PY -m asr.export --model "$exp/model.safetensors" --out "$exp/onnx" \
     --quantize int8 mixed --om-profile
   wav=$($PY -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['audio'])" "$data/test.jsonl")
   echo "  asr-transcribe $wav --model $exp/onnx --backend onnxruntime"

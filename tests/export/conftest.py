@@ -12,11 +12,11 @@ from omegaconf import OmegaConf
 from asr.data.manifest import Manifest
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
+from asr.export.om import export_static_folder, static_profile
+from asr.export.onnx import export_folder
+from asr.model.registry import build_model
 from asr.modelfile import load_model_file, make_meta, save_model_file
 from asr.tokenizer.char import CharTokenizer
-from asr.utils.safe_instantiate import safe_instantiate
-from export.om import export_static_folder, static_profile
-from export.onnx import export_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 # A static profile much smaller than the default, so that a few seconds of audio span several windows.
@@ -38,7 +38,7 @@ def write_random_model_file(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = CharTokenizer.build(["今天天气很好我们去北京人工智能", "你好世界学习语音识别上海下雨东西南北春夏秋冬"])
     config = small_model_config(len(tokenizer))
-    model = safe_instantiate(config).eval()
+    model = build_model(config, "small model config").eval()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.uniform_(-0.5, 0.5)
