@@ -24,7 +24,8 @@ from asr.inference.backends.base import UnsupportedOperation
 from asr.inference.backends.om_backend import RUNTIMES, OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.inference.long_audio import AudioFile, transcribe_file
-from asr.inference.recognizer import MODES, Recognizer
+from asr.inference.modes import MODES
+from asr.inference.recognizer import Recognizer
 from asr.inference.vad import EnergyVAD
 
 BACKENDS = ("torch", "onnxruntime", "om")

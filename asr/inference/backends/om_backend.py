@@ -296,6 +296,7 @@ class OMBackend:
     """
 
     device = torch.device("cpu")
+    has_decoder_step = False
 
     def __init__(self, model_dir: str | os.PathLike, runtime: str = "acl", device_id: int = 0,
                  context: int | None = None, num_threads: int | None = None, acl=None):

@@ -37,6 +37,7 @@ class OnnxRuntimeBackend:
     """
 
     device = torch.device("cpu")
+    has_decoder_step = False
 
     def __init__(self, model_dir: str | os.PathLike, num_threads: int | None = None,
                  providers: tuple[str, ...] = ("CPUExecutionProvider",)):
