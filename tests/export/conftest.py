@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from asr.data.manifest import Manifest
@@ -25,9 +26,8 @@ SMALL_PROFILE = {"frames": 201, "batch": 2, "num_hyps": 3}
 
 def small_model_config(vocab_size: int, d_model: int = 64) -> dict:
     """The tiny Conformer recipe (``conf/model/tiny.yaml``) shrunk further, with its attention loss."""
-    cfg = OmegaConf.load(ROOT / "conf/model/tiny.yaml")
-    cfg.att_loss = OmegaConf.load(ROOT / "conf/loss/label_smoothing.yaml")
-    cfg.vocab_size = vocab_size
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(overrides=["+model=tiny", "+loss@model.att_loss=label_smoothing", f"model.vocab_size={vocab_size}"]).model
     cfg.encoder.update(d_model=d_model, num_blocks=2, ffn_dim=4 * d_model)
     cfg.decoder.update(num_blocks=1, ffn_dim=4 * d_model)
     return OmegaConf.to_container(cfg, resolve=True)
