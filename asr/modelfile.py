@@ -19,6 +19,7 @@ from asr.features.fbank import Fbank
 from asr.model.asr_model import ASRModel
 from asr.model.registry import build_model
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
+from asr.utils.io import atomic_path
 from asr.utils.untrusted import parse_json
 
 FORMAT_VERSION = 1
@@ -43,9 +44,8 @@ def save_model_file(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     """Write weights and ``meta`` (see :func:`make_meta`) to ``path`` atomically."""
     metadata = {"format_version": str(FORMAT_VERSION), **{k: json.dumps(meta[k], ensure_ascii=False) for k in META_KEYS}}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    tmp = f"{path}.tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def read_meta(path: str | os.PathLike) -> dict:
