@@ -20,8 +20,9 @@ from asr.modelfile import save_model_file
 
 
 def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint as data: ``weights_only`` refuses pickled code; ``mmap`` reads tensors only when used."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise ValueError(f"{path}: not a loadable checkpoint with weights only ({e})") from None
 
