@@ -46,7 +46,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from asr.average import average_states, model_state, read_checkpoint, select
+from asr.average import average_states, checkpoint_meta, model_state, read_checkpoint, select
 from asr.decode import decode_manifest, machine_info
 from asr.inference.recognizer import Recognizer
 from asr.modelfile import save_model_file
@@ -190,8 +190,7 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     set_threads(settings.get("threads"))
     chosen = select(exp_dir / "checkpoints", int(settings.average_num), "best")
     model_file = exp_dir / "model.safetensors"
-    meta = parse_json(chosen[0][1]["asr"]["meta"], f"{chosen[0][0]}: asr.meta")
-    save_model_file(model_file, average_states([model_state(c) for _, c in chosen]), meta)
+    save_model_file(model_file, average_states([model_state(c) for _, c in chosen]), checkpoint_meta(*chosen[0]))
     log.info("averaged %d checkpoint(s) -> %s", len(chosen), model_file)
 
     device = settings.get("device") or "auto"

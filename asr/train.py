@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
 from asr.lit_module import ASRLitModule
+from asr.model.registry import check_model_config
 from asr.modelfile import make_meta
 from asr.utils.threads import set_threads
 
@@ -84,7 +85,9 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
     model = instantiate(cfg.model)
     log.info("model: %.2fM parameters (encoder %.2fM, decoder %.2fM, ctc %.2fM)", model.num_params() / 1e6,
              *(sum(p.numel() for p in m.parameters()) / 1e6 for m in (model.encoder, model.decoder, model.ctc)))
-    meta = make_meta(OmegaConf.to_container(cfg.model, resolve=True), datamodule.tokenizer, datamodule.features, datamodule.cmvn)
+    model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    check_model_config(model_config, "cfg.model")  # the model file must be loadable: fail now, not after training
+    meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn)
     module = ASRLitModule(model, datamodule.tokenizer, optimizer=instantiate(cfg.optim.optimizer),
                           scheduler=instantiate(cfg.optim.scheduler), sampling=instantiate(cfg.sampling), meta=meta)
     trainer = build_trainer(cfg)
