@@ -71,6 +71,17 @@ class ASRModel(nn.Module):
         self.eos_id = vocab_size - 1 if eos_id is None else eos_id
         self.ignore_id = ignore_id
 
+    def unused_modules(self) -> list[str]:
+        """The parts no training loss reaches with these weights (DDP must be told: it waits for their gradients)."""
+        unused = []
+        if self.ctc_weight >= 1.0:
+            unused += ["decoder"] + (["r2l_decoder"] if self.r2l_decoder is not None else [])
+        elif self.r2l_decoder is not None and self.reverse_weight == 0:
+            unused.append("r2l_decoder")
+        if self.ctc_weight <= 0.0:
+            unused.append("ctc")
+        return unused
+
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
         return self.encoder(feats, feats_lens)
