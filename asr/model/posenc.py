@@ -1,4 +1,4 @@
-"""Positional encodings: absolute sinusoidal, relative (Transformer-XL style) and none.
+"""Positional encodings: absolute sinusoidal, relative (Transformer-XL style), rotary (RoPE) and none.
 
 Every encoding has the same interface, ``forward(x) -> (x, pos_emb)``, so the encoder can swap them:
 the absolute one adds positions to ``x``; the relative one leaves ``x`` alone and returns the
@@ -82,6 +82,45 @@ class RelPositionalEncoding(nn.Module):
         positions = torch.arange(t - 1, -t, -1, device=x.device, dtype=table_dtype(x))  # (2T-1,) T-1 .. -(T-1)
         pos_emb = sinusoidal_embedding(positions, self.d_model).to(x.dtype).unsqueeze(0)  # (1, 2T-1, D)
         return self.dropout(x * math.sqrt(self.d_model)), self.dropout(pos_emb)
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles ``p * base^(-2i/head_dim)``, each repeated for both halves of a head.
+
+    Args:
+        positions: (T,) float32 positions.
+        head_dim: D/H (even).
+
+    Returns:
+        cos, sin: (T, head_dim) float32, computed with autocast off.
+    """
+    with torch.autocast(positions.device.type, enabled=False):
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+        angles = positions.float().unsqueeze(1) * inv_freq  # (T, D/H/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, D/H)
+        return angles.cos(), angles.sin()
+
+
+class RotaryPositionalEncoding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021): the scaled input and the frame positions; the attention
+    (``RoPEMultiHeadAttention``) rotates queries and keys by angles proportional to their positions, so their dot
+    product depends on the relative position only, with no bias term: attention stays mask-only, and on GPUs
+    reaches the fused (Flash) kernels when a batch has no padding.
+
+    Args:
+        d_model: model dimension D.
+        dropout: dropout rate on the scaled input.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0):
+        super().__init__()
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x: (B, T, D). Returns: (x * sqrt(D) (B, T, D), positions (T,) float32)."""
+        positions = torch.arange(x.size(1), device=x.device, dtype=torch.float32)  # (T,)
+        return self.dropout(x * math.sqrt(self.d_model)), positions
 
 
 class NoPositionalEncoding(nn.Module):

@@ -11,6 +11,7 @@ VARIANTS = [
     ("none", True, False, "conv2d8", "batch"),
     ("abs", False, False, "conv2d4", "batch"),  # Transformer baseline
     ("rel", False, False, "conv2d4", "batch"),
+    ("rope", True, True, "conv2d4", "batch"),  # Conformer with rotary positions
 ]
 
 
@@ -36,7 +37,7 @@ def test_padded_batch_equals_each_utterance_alone(variant):
         torch.testing.assert_close(enc_out[b, : enc_lens[b]], alone[0], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("pos_enc", ["rel", "abs", "none"])
+@pytest.mark.parametrize("pos_enc", ["rel", "abs", "none", "rope"])
 def test_sdpa_on_equals_off(pos_enc):
     encoder = build(pos_enc, True, True, "conv2d4", "batch")
     feats_lens = torch.tensor([40, 29])
@@ -58,5 +59,5 @@ def test_transformer_has_no_conv_or_macaron():
 
 
 def test_bad_pos_enc_lists_allowed_values():
-    with pytest.raises(ValueError, match=r"allowed: \['abs', 'none', 'rel'\]"):
-        ConformerEncoder(**TINY, pos_enc="rope")
+    with pytest.raises(ValueError, match=r"allowed: \['abs', 'none', 'rel', 'rope'\]"):
+        ConformerEncoder(**TINY, pos_enc="alibi")

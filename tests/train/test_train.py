@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from asr.average import average_states, read_checkpoint
+from asr.average import average_checkpoints, average_states, read_checkpoint, select
 from asr.modelfile import load_model_file, read_meta
 
 TINY = ["experiment=demo", "data.num_workers=0", "trainer.enable_progress_bar=false", "test_after_fit=false",
@@ -61,6 +61,25 @@ def test_averaging_identical_checkpoints_is_identity():
     assert torch.equal(avg["w"], state["w"]) and torch.equal(avg["n"], state["n"])
     two = average_states([{"w": torch.zeros(2)}, {"w": torch.full((2,), 2.0)}])
     assert torch.equal(two["w"], torch.ones(2))
+
+
+def test_streaming_average_of_checkpoint_files_equals_the_average_of_their_states(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    states = []
+    for i in range(5):
+        state = {"model.w": torch.randn(6, 4, generator=g), "model.b": torch.randn(4, generator=g).half(),
+                 "model.count": torch.tensor(i)}
+        states.append({k[len("model."):]: v for k, v in state.items()})
+        torch.save({"state_dict": {**state, "other.x": torch.ones(3)}, "global_step": 10 * i,
+                    "asr": {"val_cer": 0.5 - 0.1 * i * (-1) ** i}, "optimizer_states": [{"big": torch.zeros(100)}]},
+                   tmp_path / f"{'best' if i % 2 else 'last'}-{i}.ckpt")
+    paths = sorted(tmp_path.glob("*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    streamed, reference = average_checkpoints(paths), average_states(states)
+    assert streamed.keys() == reference.keys()
+    for key in reference:
+        assert streamed[key].dtype == reference[key].dtype and torch.equal(streamed[key], reference[key]), key
+    assert [c.path.name for c in select(tmp_path, 2, "last")] == ["last-4.ckpt", "last-2.ckpt"]
+    assert [c.path.name for c in select(tmp_path, 1, "best")] == ["best-1.ckpt"]  # val_cer 0.6 vs 0.8
 
 
 @pytest.mark.slow
