@@ -126,6 +126,8 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
     model = instantiate(cfg.model)
     log.info("model: %.2fM parameters (encoder %.2fM, decoder %.2fM, ctc %.2fM)", model.num_params() / 1e6,
              *(sum(p.numel() for p in m.parameters()) / 1e6 for m in (model.encoder, model.decoder, model.ctc)))
+    if cfg.get("compile"):
+        model.encoder.compile()  # in place: parameter names, checkpoints and model files stay the same
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     check_model_config(model_config, "cfg.model")  # the model file must be loadable: fail now, not after training
     meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn)

@@ -61,3 +61,16 @@ def test_transformer_has_no_conv_or_macaron():
 def test_bad_pos_enc_lists_allowed_values():
     with pytest.raises(ValueError, match=r"allowed: \['abs', 'none', 'rel', 'rope'\]"):
         ConformerEncoder(**TINY, pos_enc="alibi")
+
+
+@pytest.mark.slow
+def test_compiled_encoder_equals_eager_and_keeps_its_parameter_names():
+    encoder = build("rel", True, True, "conv2d4", "batch").float()
+    feats, feats_lens = torch.randn(3, 60, 16), torch.tensor([60, 43, 25])
+    eager, eager_lens = encoder(feats, feats_lens)
+    names = list(encoder.state_dict())
+    encoder.compile()  # what `compile=true` does in asr.train
+    compiled, compiled_lens = encoder(feats, feats_lens)
+    assert list(encoder.state_dict()) == names and torch.equal(eager_lens, compiled_lens)
+    for b, n in enumerate(eager_lens.tolist()):
+        torch.testing.assert_close(compiled[b, :n], eager[b, :n], rtol=1e-4, atol=1e-5)
