@@ -2,10 +2,10 @@
 
 Both backends follow the same small interface (:class:`NgramQuery`): a sentence-start state, and
 ``score(state, word) -> (log10 P(word | state), next state)``; states are hashable, so scores can
-be cached. :func:`load_lm` picks KenLM when its Python module is installed (``pip install kenlm``;
-it builds from source and needs a C++ compiler, see ``tools/build_kenlm.sh``), otherwise reads an
-ARPA file into :class:`asr.lm.arpa.ArpaModel` (pure Python: fine for the demo, slow to load for a
-large model; a KenLM binary file needs KenLM).
+be cached. :func:`load_lm` picks KenLM when its Python module is installed (a main dependency of the
+project: pip compiles it from source with the C++ compiler, no Boost needed), otherwise reads an ARPA
+file into :class:`asr.lm.arpa.ArpaModel` (pure Python, the tested fallback: fine for the demo, slow to
+load for a large model; a KenLM binary file needs KenLM).
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class KenLMQuery:
     """:class:`NgramQuery` over a ``kenlm.Model`` (ARPA or KenLM binary); a state is a ``kenlm.State``."""
 
     def __init__(self, path: str | os.PathLike):
-        import kenlm  # optional dependency: pip install kenlm
+        import kenlm  # a main dependency; load_lm falls back to ArpaQuery without it
 
         self._kenlm = kenlm
         self.model = kenlm.Model(str(path))
