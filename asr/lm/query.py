@@ -24,6 +24,9 @@ class NgramQuery(Protocol):
     def begin(self) -> Hashable:
         """State after ``<s>``."""
 
+    def null_context(self) -> Hashable:
+        """The empty history: ``score`` from it gives unigram probabilities."""
+
     def score(self, state: Hashable, word: str) -> tuple[float, Hashable]:
         """log10 P(word | state) (a word outside the vocabulary is scored as ``<unk>``) and the next state."""
 
@@ -40,6 +43,9 @@ class ArpaQuery:
 
     def begin(self) -> tuple[str, ...]:
         return self.model.state((BOS,))
+
+    def null_context(self) -> tuple[str, ...]:
+        return ()
 
     def score(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]:
         logp = self.model.log10_prob(state, word)
@@ -62,6 +68,11 @@ class KenLMQuery:
     def begin(self) -> Any:
         state = self._kenlm.State()
         self.model.BeginSentenceWrite(state)
+        return state
+
+    def null_context(self) -> Any:
+        state = self._kenlm.State()
+        self.model.NullContextWrite(state)
         return state
 
     def score(self, state: Any, word: str) -> tuple[float, Any]:

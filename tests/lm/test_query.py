@@ -39,3 +39,12 @@ def test_kenlm_and_python_agree(domain_a, domain_b, tmp_path):
         path = write_arpa(model, tmp_path / "m.arpa")
         words = list("abcefgkhij") + ["</s>"]
         assert walk(KenLMQuery(path), words) == pytest.approx(walk(ArpaQuery(model), words), abs=1e-4)
+
+
+def test_null_context_scores_are_the_unigram_probabilities(domain_a, tmp_path):
+    path = write_arpa(domain_a, tmp_path / "a.arpa")
+    words = [w for w in domain_a.vocab if w != "<s>"]
+    for query in (KenLMQuery(path), ArpaQuery(domain_a)):
+        null = query.null_context()
+        assert [query.score(null, w)[0] for w in words] == pytest.approx([domain_a.prob[0][(w,)] for w in words],
+                                                                         abs=1e-5)
