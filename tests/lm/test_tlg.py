@@ -212,3 +212,28 @@ def test_full_topology_accepts_exactly_ctc_paths():
                 out.append(olabel)
         expected = [c for k, c in enumerate(path) if c != 0 and (k == 0 or c != path[k - 1])]
         assert out == expected
+
+
+def test_blank_skipping_keeps_the_best_paths_of_peaky_input(graph, tokenizer):
+    """Leaving out frames that are almost surely blank changes neither the hypotheses of peaky posteriors nor,
+    beyond those frames' blank log-probabilities, their scores; an all-blank input decodes to nothing. The
+    full topology refuses it (a repeated token would read as one)."""
+    if json.loads((graph / "tlg.json").read_text())["topology"] == "full":
+        with pytest.raises(ValueError, match="compact"):
+            TLGDecoder(graph, tokenizer, blank_skip_threshold=0.99)
+        return
+    texts = ["".join(s) for s in SENTENCES]
+    inputs = [peaky_log_probs(tokenizer, t, confusions={"气": ("器", 0.7)}) for t in texts]
+    plain = TLGDecoder(graph, tokenizer)
+    skipping = TLGDecoder(graph, tokenizer, blank_skip_threshold=0.99)
+    for lp in inputs:
+        kept = skipping.kept_frames(lp)
+        assert len(kept) < len(lp)
+        (hyp, score), (hyp_skip, score_skip) = plain.best(lp), skipping.best(lp)
+        assert hyp_skip == hyp
+        skipped_blank = float(lp[:, 0].sum() - kept[:, 0].sum())
+        assert score_skip + skipped_blank == pytest.approx(score, abs=1e-2)
+    all_blank = peaky_log_probs(tokenizer, "")
+    assert skipping.best(all_blank)[0] == () and np.isfinite(skipping.best(all_blank)[1])
+    with pytest.raises(ValueError, match="blank_skip_threshold"):
+        TLGDecoder(graph, tokenizer, blank_skip_threshold=1.5)
