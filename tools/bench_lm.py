@@ -250,18 +250,22 @@ def run(args, work: Path) -> dict:
         "prefix_beam (no LM)": lambda lp: ctc_prefix_beam_search(lp, beam=args.beam, nbest=1)[0][0],
         "prefix_beam + char LM fusion": lambda lp: ctc_prefix_beam_search(lp, beam=args.beam, nbest=1,
                                                                           scorer=scorer)[0][0],
-        "TLG (FasterDecoder)": lambda lp: tlg.best(lp)[0],
+        "TLG": lambda lp: tlg.best(lp)[0],
         f"prefix_beam + char LM fusion, {skip}": lambda lp: ctc_prefix_beam_search(
             lp, beam=args.beam, nbest=1, scorer=scorer, blank_skip_threshold=args.blank_skip)[0][0],
         f"TLG, {skip}": lambda lp: tlg_skip.best(lp)[0],
     }
     report["decode"] = {"utterances": len(inputs), "frames": frames, "characters": per_utt}
+    exact: dict[str, list] = {}
     for name, decode in runs.items():
         hyps, seconds = decode_all(decode, inputs)
         errors = sum(char_errors(list(h), r) for h, r in zip(hyps, ref_ids))
-        report["decode"][name] = {"ms_per_utt": 1e3 * seconds, "cer": errors / sum(map(len, ref_ids))}
-        print(f"{name}: {1e3 * seconds:.1f} ms per {args.seconds:g}-s utterance, CER {errors / sum(map(len, ref_ids)):.3f}",
-              flush=True)
+        row = report["decode"][name] = {"ms_per_utt": 1e3 * seconds, "cer": errors / sum(map(len, ref_ids))}
+        base = name.split(", blank")[0]
+        if base in exact:  # the same search without skipping ran before
+            row["same_hypotheses_as_without_skipping"] = f"{sum(a == b for a, b in zip(hyps, exact[base]))}/{len(hyps)}"
+        exact[name] = hyps
+        print(f"{name}: {row}", flush=True)
     report["load_after"] = os.getloadavg()[0]
     if args.compare_units:
         report["compare"] = compare_constructions(args, work, draw)

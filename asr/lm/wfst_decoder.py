@@ -16,11 +16,14 @@ Hypotheses are returned as token ids (each word spelled with the ASR units), rea
 
 ``blank_skip_threshold`` (off by default): frames whose blank probability exceeds it are left out
 before decoding, as WeNet's CTC WFST search does. CTC output is mostly blank frames, and each frame
-costs the decoder every arc out of its active states (the back-off state of a character LM has one
-per unit), so this is most of the decoding time. It is an approximation: a skipped frame cannot
-emit a token, and the scores leave out the skipped frames' blank log-probabilities. It needs the
-compact topology, where a repeated token (``a a``) is still readable once the blank between them is
-skipped.
+costs the decoder every arc out of its active states (with their back-off states: a character LM's
+unigram state has an arc per unit), so they are most of the decoding time. Leaving out a run of blank
+frames changes no labelling that a path can reach (a token may follow a different token without a
+blank, in both topologies), except a repeat: where the frames on either side may both emit the same
+unit (probability at least ``1 - threshold`` on each), the run's first frame is kept so that ``a _ a``
+still reads as two ``a``. What is lost are paths that emit a token on a frame the acoustics call
+blank with at least that probability, and the scores leave out the skipped frames' blank
+log-probabilities (the same for every path that reads blank there).
 """
 from __future__ import annotations
 
@@ -83,22 +86,27 @@ class TLGDecoder:
         self.acoustic_scale, self.lattice_beam = acoustic_scale, float(lattice_beam)
         if blank_skip_threshold is not None and not 0.0 < blank_skip_threshold <= 1.0:
             raise ValueError(f"TLGDecoder: blank_skip_threshold must be in (0, 1], got {blank_skip_threshold}")
-        if blank_skip_threshold is not None and meta.get("topology") != "compact":
-            raise ValueError(f"{graph_dir}: blank skipping needs a graph of the compact CTC topology (the full one "
-                             "reads a repeated token as one once the blank between them is skipped)")
         self.blank_skip_threshold, self.blank = blank_skip_threshold, blank
         self.faster_options = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active,
                                                                   min_active=min_active)
         self.lattice_options = kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam)
 
     def kept_frames(self, log_probs: np.ndarray) -> np.ndarray:
-        """(T', V) float32: the frames that are decoded (all, or those not skipped as blank)."""
+        """(T', V) float32: the frames that are decoded (all, or those left after blank skipping)."""
         lp = np.asarray(to_numpy(log_probs), dtype=np.float32)
         if lp.ndim != 2:
             raise ValueError(f"TLGDecoder: log_probs must be (T, V), got shape {lp.shape}")
         if self.blank_skip_threshold is not None and len(lp):
-            keep = lp[:, self.blank] <= np.log(self.blank_skip_threshold)  # (T,)
-            keep[np.argmin(lp[:, self.blank])] = True  # an all-blank input still decodes (to nothing)
+            blank = lp[:, self.blank] > np.log(self.blank_skip_threshold)  # (T,) frames to skip
+            if blank.all():
+                return lp[:1]  # decodes to nothing
+            keep = ~blank
+            kept = np.nonzero(keep)[0]  # (K,)
+            probs = np.exp(lp[kept])  # (K, V)
+            probs[:, self.blank] = 0.0
+            # a skipped run between two frames that may emit the same unit keeps its first frame (a repeat)
+            may_repeat = (np.minimum(probs[1:], probs[:-1]) >= 1.0 - self.blank_skip_threshold).any(axis=1)
+            keep[kept[:-1][(np.diff(kept) > 1) & may_repeat] + 1] = True
             lp = lp[keep]  # (T', V)
         return lp
 
