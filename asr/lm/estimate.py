@@ -44,7 +44,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from asr.lm.arpa import LOG10_ZERO, ArpaModel
-from asr.lm.counts import BOS_ID, NgramCounts, count_ngrams
+from asr.lm.counts import BOS_ID, NgramCounts, count_ngrams, ngram_words
 from asr.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,6 @@ class KneserNeyModel:
 
     def to_arpa_model(self) -> ArpaModel:
         """The model as an :class:`ArpaModel` (dicts of word tuples: for small models, tests, merging)."""
-        from asr.lm.counts import ngram_words
-
         model = ArpaModel.empty(self.order)
         for n in range(1, self.order + 1):
             grams = ngram_words(self.counts, n)
