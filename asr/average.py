@@ -10,20 +10,35 @@ stored in each checkpoint; ``last`` by training step. Checkpoints are read with
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
+from asr.model.registry import check_model_config
 from asr.modelfile import save_model_file
+from asr.utils.untrusted import parse_json
 
 
 def read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint as data: ``weights_only`` refuses pickled code; ``mmap`` reads tensors only when used."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:
         raise ValueError(f"{path}: not a loadable checkpoint with weights only ({e})") from None
+
+
+def checkpoint_meta(path: Path, ckpt: dict) -> dict:
+    """The model file metadata a checkpoint carries (``asr.meta``), parsed as data and its model config checked."""
+    where = f"{path}: asr.meta"
+    try:
+        meta = parse_json(ckpt["asr"]["meta"], where)
+    except (KeyError, TypeError):
+        raise ValueError(f"{where} is missing: not a checkpoint of this project's training") from None
+    if not isinstance(meta, dict) or "model_config" not in meta:
+        raise ValueError(f"{where}: no model_config")
+    check_model_config(meta["model_config"], f"{where}.model_config")
+    return meta
 
 
 def model_state(ckpt: dict) -> dict[str, torch.Tensor]:
@@ -56,7 +71,7 @@ def select(ckpt_dir: Path, num: int, mode: str) -> list[tuple[Path, dict]]:
         found = [f for f in found if f[0].name.startswith("last")]
         found.sort(key=lambda f: -f[1]["global_step"])
     if not found:
-        raise SystemExit(f"no {mode} checkpoints in {ckpt_dir}")
+        raise ValueError(f"no {mode} checkpoints in {ckpt_dir}")
     return found[:num]
 
 
@@ -67,12 +82,14 @@ def main() -> int:
     p.add_argument("--mode", choices=["best", "last"], default="best")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    chosen = select(args.ckpt_dir, args.num, args.mode)
-    for path, ckpt in chosen:
-        print(f"  {path.name}  step {ckpt['global_step']}  val/cer {ckpt.get('asr', {}).get('val_cer')}")
-    state = average_states([model_state(c) for _, c in chosen])
-    meta = json.loads(chosen[0][1]["asr"]["meta"])
-    save_model_file(args.out, state, meta)
+    try:
+        chosen = select(args.ckpt_dir, args.num, args.mode)
+        for path, ckpt in chosen:
+            print(f"  {path.name}  step {ckpt['global_step']}  val/cer {ckpt.get('asr', {}).get('val_cer')}")
+        state = average_states([model_state(c) for _, c in chosen])
+        save_model_file(args.out, state, checkpoint_meta(*chosen[0]))
+    except (ValueError, OSError) as e:
+        sys.exit(f"asr.average: {e}")
     print(f"averaged {len(chosen)} checkpoint(s) -> {args.out}")
     return 0
 

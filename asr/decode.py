@@ -45,9 +45,13 @@ from asr.data.manifest import Manifest
 from asr.data.pipeline import collate
 from asr.data.text import normalize_text
 from asr.decoding.cer import compute_cer, summary, write_error_file
-from asr.inference.lm_modes import configure_lm  # registers the LM decoding modes
-from asr.inference.recognizer import Recognizer, check_modes
+from asr.inference.backends.torch_backend import TorchBackend
+from asr.inference.lm_modes import LM_MODES, load_lm
+from asr.inference.modes import MODES
+from asr.inference.recognizer import Recognizer
+from asr.modelfile import load_model_file
 from asr.utils.io import atomic_write
+from asr.utils.threads import set_threads
 
 log = logging.getLogger(__name__)
 SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_threshold")  # recorded in summaries
@@ -71,7 +75,7 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
         rec: the recognizer (its ``seconds`` are reset).
         manifest_path: JSON-lines manifest.
         out_dir: output folder.
-        modes: decoding modes (``asr.inference.recognizer.MODES``).
+        modes: decoding modes of the recognizer's table.
         batch_frames: padded feature frames per batch (an utterance longer than that gets a batch alone).
         num_workers: data loader worker processes.
         progress: show a progress bar.
@@ -80,7 +84,7 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
     Returns:
         mode -> the summary written to ``summary.json``.
     """
-    check_modes(modes)
+    rec.check_modes(modes)
     out_dir = Path(out_dir)
     manifest = Manifest(manifest_path)
     rec.seconds.clear()
@@ -166,12 +170,15 @@ def summary_line(s: dict) -> str:
 def run(cfg: DictConfig) -> dict[str, dict]:
     """Decode ``cfg.manifest`` with ``cfg.model`` (the settings of ``conf/decoding/decode.yaml``)."""
     modes = list(cfg.modes)
-    check_modes(modes)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    rec = Recognizer.from_model_file(cfg.model, cfg.device, **{k: cfg[k] for k in SETTINGS})
+    set_threads(cfg.threads)
+    loaded = load_model_file(cfg.model, cfg.device)
+    table, lm, graph = MODES, None, None
     if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
-        configure_lm(rec, **cfg.lm)
+        table = {**MODES, **LM_MODES}
+        lm, graph = load_lm(loaded.tokenizer, **cfg.lm)
+    rec = Recognizer(TorchBackend(loaded.model, cfg.device), loaded.tokenizer, loaded.fbank, loaded.cmvn,
+                     modes=table, lm=lm, graph=graph, **{k: cfg[k] for k in SETTINGS})
+    rec.check_modes(modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
                                 info={"model": str(cfg.model)})
     for s in summaries.values():

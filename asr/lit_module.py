@@ -32,6 +32,8 @@ class ASRLitModule(pl.LightningModule):
             so that a checkpoint alone can become a model file.
     """
 
+    flops_per_batch = None  # read by Lightning's ThroughputMonitor: FLOPs are not counted, only samples and frames
+
     def __init__(self, model: ASRModel, tokenizer: Tokenizer, optimizer: Callable, scheduler: Callable | None = None,
                  sampling: SamplingSchedule | None = None, max_bad_batches: int = 20, meta: dict | None = None):
         super().__init__()
@@ -76,10 +78,10 @@ class ASRLitModule(pl.LightningModule):
         return out["loss"]
 
     def evaluate(self, batch: dict, stage: str) -> torch.Tensor:
-        """Losses plus greedy-CTC character error rate (``stage/cer``)."""
+        """Losses plus greedy-CTC character error rate (``stage/cer``), from one encoder pass."""
         out = self.step(batch, stage)
-        enc_out, enc_lens = self.model.encode(batch["feats"], batch["feats_lens"])
-        hyps, _ = ctc_greedy_search(self.model.ctc_log_probs(enc_out), enc_lens, blank=self.tokenizer.blank_id)
+        log_probs = self.model.ctc_log_probs(out["enc_out"])  # (B, T', V)
+        hyps, _ = ctc_greedy_search(log_probs, out["enc_lens"], blank=self.tokenizer.blank_id)
         self.cer[stage].update([self.tokenizer.decode(h) for h in hyps], batch["texts"])
         self.log(f"{stage}/cer", self.cer[stage], batch_size=len(batch["ids"]), prog_bar=True)
         return out["loss"]
@@ -104,4 +106,4 @@ class ASRLitModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         cer = self.trainer.callback_metrics.get("val/cer")
         checkpoint["asr"] = {"meta": json.dumps(self.meta, ensure_ascii=False),
-                             "val_cer": float(cer) if cer is not None else None}
+                             "val_cer": float(cer) if cer is not None else None, "world_size": self.trainer.world_size}

@@ -1,8 +1,9 @@
 """The model file: one safetensors file holding weights, model config, tokenizer, features and CMVN.
 
-Decoding and export need only this file. Loading it runs no pickled code (safetensors holds tensors
-and string metadata only), and the model config is instantiated through the project's allow-list
-(:mod:`asr.utils.safe_instantiate`).
+Decoding and export need only this file. Loading it is reading data: safetensors holds tensors and string
+metadata only (nothing is unpickled), the metadata is strict JSON, and the model config builds only the
+project's registered model classes (:mod:`asr.model.registry`); the tokenizer, features and CMVN are checked
+key by key. Every problem is a ``ValueError`` naming the file and the key.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from safetensors.torch import load_file, safe_open, save_file
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
 from asr.model.asr_model import ASRModel
+from asr.model.registry import build_model
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
-from asr.utils.safe_instantiate import safe_instantiate
+from asr.utils.io import atomic_path
+from asr.utils.untrusted import parse_json
 
 FORMAT_VERSION = 1
 META_KEYS = ("model_config", "tokenizer", "features", "cmvn")
@@ -41,12 +44,12 @@ def save_model_file(path: str | os.PathLike, state_dict: dict[str, torch.Tensor]
     """Write weights and ``meta`` (see :func:`make_meta`) to ``path`` atomically."""
     metadata = {"format_version": str(FORMAT_VERSION), **{k: json.dumps(meta[k], ensure_ascii=False) for k in META_KEYS}}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    tmp = f"{path}.tmp"
-    save_file(tensors, tmp, metadata=metadata)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
 
 
 def read_meta(path: str | os.PathLike) -> dict:
+    """The metadata of a model file, parsed as strict JSON (nothing checked beyond that; see :func:`load_model_file`)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -58,14 +61,21 @@ def read_meta(path: str | os.PathLike) -> dict:
     missing = [k for k in META_KEYS if k not in metadata]
     if missing:
         raise ValueError(f"{path}: model file lacks {missing}")
-    return {k: json.loads(metadata[k]) for k in META_KEYS}
+    return {k: parse_json(metadata[k], f"{path}: metadata key {k!r}") for k in META_KEYS}
 
 
 def load_model_file(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the model (eval mode) with its tokenizer, feature extractor and CMVN."""
     meta = read_meta(path)
-    model = safe_instantiate(meta["model_config"])
-    model.load_state_dict(load_file(str(path), device=str(device)))
+    where = f"{path}: metadata key"
+    tokenizer = tokenizer_from_dict(meta["tokenizer"], f"{where} 'tokenizer'")
+    fbank = Fbank.from_dict(meta["features"], f"{where} 'features'")
+    cmvn = GlobalCMVN.from_dict(meta["cmvn"], f"{where} 'cmvn'")
+    model = build_model(meta["model_config"], f"{where} 'model_config'")
+    try:
+        model.load_state_dict(load_file(str(path), device=str(device)))
+    except RuntimeError as e:  # missing, unexpected or mis-shaped weights
+        first = str(e).strip().splitlines()
+        raise ValueError(f"{path}: the weights do not fit the model config ({' '.join(first[:2])[:300]})") from None
     model.to(device).eval()
-    return LoadedModel(model, tokenizer_from_dict(meta["tokenizer"]), Fbank(**meta["features"]),
-                       GlobalCMVN.from_dict(meta["cmvn"]), meta)
+    return LoadedModel(model, tokenizer, fbank, cmvn, meta)

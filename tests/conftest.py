@@ -83,18 +83,30 @@ def prepared_synthetic(synthetic_corpus, tmp_path_factory) -> Path:
     return data
 
 
-@pytest.fixture(scope="session")
-def tiny_model_file(prepared_synthetic, tmp_path_factory) -> Path:
-    """A tiny model trained for a few steps on the small synthetic corpus, averaged into a model file.
+TINY_STEPS = 4
 
-    Its accuracy is poor; use it for plumbing and parity tests (same text from two computations), not CER.
-    """
+
+@pytest.fixture(scope="session")
+def tiny_run(prepared_synthetic, tmp_path_factory) -> Path:
+    """The folder of a tiny model trained for ``TINY_STEPS`` steps on the small synthetic corpus, validated once
+    at the end (so it has a best checkpoint)."""
     exp = tmp_path_factory.mktemp("exp")
     overrides = ["experiment=demo", "data.num_workers=0", "trainer.enable_progress_bar=false", "test_after_fit=false",
                  "model.encoder.num_blocks=2", "model.decoder.num_blocks=1", "data.global_batch_frames=6000",
-                 "trainer.max_steps=4"]
-    subprocess.run([sys.executable, "-m", "asr.train", f"data_dir={prepared_synthetic}", f"exp_dir={exp}", *overrides],
-                   check=True, capture_output=True)
+                 f"trainer.max_steps={TINY_STEPS}", f"trainer.val_check_interval={TINY_STEPS}", "trainer.log_every_n_steps=1"]
+    r = subprocess.run([sys.executable, "-m", "asr.train", f"data_dir={prepared_synthetic}", f"exp_dir={exp}",
+                        *overrides], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return exp
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tiny_run) -> Path:
+    """The tiny run's last checkpoint as a model file.
+
+    Its accuracy is poor; use it for plumbing and parity tests (same text from two computations), not CER.
+    """
+    exp = tiny_run
     out = exp / "model.safetensors"
     subprocess.run([sys.executable, "-m", "asr.average", "--ckpt-dir", str(exp / "checkpoints"), "--num", "1",
                     "--mode", "last", "--out", str(out)], check=True, capture_output=True)

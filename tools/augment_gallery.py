@@ -38,7 +38,7 @@ from asr.data.pipeline import SamplePipeline  # noqa: E402
 from asr.features.fbank import Fbank  # noqa: E402
 from asr.utils.io import atomic_write  # noqa: E402
 
-SINGLE = {"speed": "SpeedPerturb", "volume": "Volume", "noise": "AddNoise", "reverb": "Reverb", "splice": "Splice"}
+SINGLE = ("speed", "volume", "noise", "reverb", "splice")  # panels, in this order (names of conf/augment entries)
 DPI = 72
 
 
@@ -58,9 +58,9 @@ def single_augments(cfg) -> dict:
     """Panel name -> augmentation built from its config entry with ``prob=1`` (speed without factor 1), in
     ``SINGLE``'s order."""
     built = {}
-    for entry in cfg.waveform or []:
-        name = next((n for n, cls in SINGLE.items() if entry._target_.endswith("." + cls)), None)
-        if name is None:
+    for name in SINGLE:
+        entry = cfg.get(name)
+        if entry is None:
             continue
         params = {**entry, "prob": 1.0, "enabled": True}
         if name == "speed":

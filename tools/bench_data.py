@@ -18,7 +18,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from asr.augment.chain import AugmentChain
+from asr.augment.config import split_augment
 from asr.data.dataset import ManifestDataset
 from asr.data.manifest import Manifest
 from asr.data.pipeline import SamplePipeline
@@ -54,9 +54,9 @@ def main() -> None:
     overrides = [f"augment={args.augment}", f"noise_list={args.noise_list or 'null'}", f"rir_list={args.rir_list or 'null'}"]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    augment = instantiate(cfg.augment)
+    chain, specaug = split_augment(instantiate(cfg.augment))
     plain = ManifestDataset(manifest, SamplePipeline(fbank, cmvn, None))
-    augmented = ManifestDataset(manifest, SamplePipeline(fbank, cmvn, None, AugmentChain(augment.waveform or []), augment.specaug), augment=True)
+    augmented = ManifestDataset(manifest, SamplePipeline(fbank, cmvn, None, chain, specaug), augment=True)
     rows = [
         ("read wav", throughput(plain, indices, audio, lambda d, i: d.pipeline.load(d.manifest[i]))),
         ("read + fbank + CMVN", throughput(plain, indices, audio, lambda d, i: d[i])),

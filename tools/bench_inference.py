@@ -8,7 +8,7 @@ hypothesis length). RTF = wall time of ``Recognizer.transcribe`` (features inclu
 
     .venv/bin/python tools/bench_inference.py [--utts 6 --seconds 6 --repeats 2]
 
-Quality: a trained model file, its export folder (``python -m export --quantize int8 mixed``) and a
+Quality: a trained model file, its export folder (``python -m asr.export --quantize int8 mixed``) and a
 manifest: size, RTF, CER and greedy-text agreement with fp32 for each variant; with ``--sensitivity``,
 the log-prob error of quantising each weight group alone (what ``mixed`` keeps in float is chosen from it).
 
@@ -36,15 +36,16 @@ from asr.data.manifest import Manifest  # noqa: E402
 from asr.decoding.cer import compute_cer  # noqa: E402
 from asr.features.cmvn import GlobalCMVN  # noqa: E402
 from asr.features.fbank import Fbank  # noqa: E402
-from asr.inference.backends.onnxruntime_backend import PART_FILES, OnnxRuntimeBackend  # noqa: E402
+from asr.export.format import PARTS  # noqa: E402
+from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from asr.inference.backends.torch_backend import TorchBackend  # noqa: E402
 from asr.inference.recognizer import Recognizer  # noqa: E402
 from asr.modelfile import LoadedModel, load_model_file, make_meta  # noqa: E402
 from asr.tokenizer.char import CharTokenizer  # noqa: E402
 from asr.tokenizer.base import wrap_units  # noqa: E402
-from asr.utils.safe_instantiate import safe_instantiate  # noqa: E402
-from export.onnx import export_folder  # noqa: E402
-from export.quantize import GROUPS, MODES, quantize_file, quantize_folder  # noqa: E402
+from asr.export.onnx import export_folder  # noqa: E402
+from asr.export.quantize import GROUPS, MODES, quantize_file, quantize_folder  # noqa: E402
+from asr.model.registry import build_model  # noqa: E402
 
 SEARCH_MODES = ("ctc_greedy_search", "attention_rescoring")
 
@@ -58,7 +59,7 @@ def aishell_size_model(vocab_size: int = 4233, seed: int = 0) -> LoadedModel:
     config = OmegaConf.to_container(cfg, resolve=True)
     tokenizer = CharTokenizer(wrap_units([chr(0x4E00 + i) for i in range(vocab_size - 3)]))
     cmvn = GlobalCMVN(torch.zeros(80), torch.ones(80), 1)  # mean 0, variance 1
-    return LoadedModel(safe_instantiate(config).eval(), tokenizer, Fbank(), cmvn,
+    return LoadedModel(build_model(config, "conf/model/conformer.yaml").eval(), tokenizer, Fbank(), cmvn,
                        make_meta(config, tokenizer, Fbank(), cmvn))
 
 
@@ -102,7 +103,7 @@ def timed_transcribe(recognizer: Recognizer, wavs: list[torch.Tensor], mode: str
 
 
 def folder_mb(path: Path) -> float:
-    return sum((path / name).stat().st_size for name in PART_FILES.values()) / 1e6
+    return sum((path / name).stat().st_size for name in (spec.file for spec in PARTS.values())) / 1e6
 
 
 def make_recognizer(variant: str, threads: int, loaded: LoadedModel, onnx_dir: Path) -> Recognizer:
@@ -187,7 +188,7 @@ def sensitivity(args) -> None:
         for group in GROUPS:
             folder = Path(tmp) / group
             keep = tuple(g for g in GROUPS if g != group)
-            for name in PART_FILES.values():
+            for name in (spec.file for spec in PARTS.values()):
                 quantize_file(onnx_dir / name, folder / name, keep)
             (folder / "units.txt").write_bytes((onnx_dir / "units.txt").read_bytes())
             backend = OnnxRuntimeBackend(folder, num_threads=args.threads)

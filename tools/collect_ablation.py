@@ -5,7 +5,7 @@ Usage:
         [--out-md F] [--out-png F] [--out-curves F]
 
 Reads every run's ``metrics.json`` under SWEEP_DIR (``SWEEP_DIR/ARM/seedS/metrics.json``, written by
-``asr/run_metrics.py``; ``recipes/aishell/run_ablation.sh`` runs a sweep and then this). Defaults: the table to
+``asr/evaluate.py``; ``recipes/aishell/run_ablation.sh`` runs a sweep and then this). Defaults: the table to
 ``SWEEP_DIR/ablation.md`` (and stdout), the chart to ``SWEEP_DIR/ablation.png``, the curves to the chart's name
 with ``_curves`` added.
 
@@ -26,7 +26,6 @@ are every run's validation CER (greedy CTC, from ``EXP_DIR/csv/metrics.csv``) ag
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import statistics
 import sys
@@ -39,9 +38,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from plot_training import read_metrics as read_curves  # noqa: E402
+from scipy import stats  # noqa: E402
 
-from asr.inference.recognizer import MODES  # noqa: E402
-from asr.run_metrics import METRICS_FILE, read_metrics  # noqa: E402
+from asr.evaluate import METRICS_FILE, RUN_CONFIG, read_metrics  # noqa: E402
+from asr.inference.modes import MODES  # noqa: E402
 from asr.utils.io import atomic_write  # noqa: E402
 
 SPLITS = ("test", "dev")
@@ -110,61 +110,28 @@ def arm_order(runs: list[Run], baseline: str | None, listed: list[str]) -> list[
 
 
 def find_baseline(runs: list[Run]) -> str | None:
-    """The sweep's ``ablation.baseline`` from any run's recorded config."""
+    """The sweep's ``ablation.baseline`` from any run's config (``RUN/.hydra/config.yaml``, as Hydra saved it)."""
     for r in runs:
-        config = r.metrics.get("config")
-        if isinstance(config, dict) and (config.get("ablation") or {}).get("baseline"):
-            return config["ablation"]["baseline"]
+        path = r.path / RUN_CONFIG
+        baseline = OmegaConf.select(OmegaConf.load(path), "ablation.baseline", default=None) if path.exists() else None
+        if baseline:
+            return baseline
     return None
 
 
 # ---------------------------------------------------------------- statistics
 
-def betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b) (continued fraction, modified Lentz's method)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    if x > (a + 1.0) / (a + b + 2.0):  # the fraction converges fast only below this point
-        return 1.0 - betainc(b, a, 1.0 - x)
-    log_front = a * math.log(x) + b * math.log1p(-x) - (math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)) - math.log(a)
-    tiny, f = 1e-300, 1e-300
-    c, d = f, 0.0
-    for j in range(1, 400):
-        if j == 1:
-            num = 1.0
-        elif j % 2 == 0:  # d_{2k+1}, k = (j - 2) / 2
-            k = (j - 2) // 2
-            num = -(a + k) * (a + b + k) * x / ((a + 2 * k) * (a + 2 * k + 1))
-        else:  # d_{2k}, k = (j - 1) / 2
-            k = (j - 1) // 2
-            num = k * (b - k) * x / ((a + 2 * k - 1) * (a + 2 * k))
-        d = 1.0 + num * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + num / c
-        c = c if abs(c) > tiny else tiny
-        f *= c * d
-        if abs(c * d - 1.0) < 1e-14:
-            break
-    return math.exp(log_front) * f
-
-
 def welch_t_test(a: list[float], b: list[float]) -> tuple[float, float, float] | None:
-    """Welch's two-sample t-test (unequal variances).
+    """Welch's two-sample t-test (unequal variances), ``scipy.stats.ttest_ind(equal_var=False)``.
 
     Returns:
         (t, degrees of freedom, two-sided p-value), or None with fewer than two values on a side or no spread
         in either.
     """
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < 2 or len(b) < 2 or statistics.variance(a) + statistics.variance(b) == 0.0:
         return None
-    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-    if va + vb == 0.0:
-        return None
-    t = (statistics.mean(a) - statistics.mean(b)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return t, df, betainc(df / 2.0, 0.5, df / (df + t * t))
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.df), float(result.pvalue)
 
 
 @dataclass

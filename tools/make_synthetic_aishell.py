@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from asr.utils.io import atomic_write  # noqa: E402
+from asr.utils.io import atomic_path, atomic_write  # noqa: E402
 from synth.espeak import engine  # noqa: E402
 from synth.noise import NOISE_KINDS, make_noise, simulate_rir  # noqa: E402
 from synth.speakers import SAMPLE_RATE, Speaker, sample_speaker, speak  # noqa: E402
@@ -98,6 +98,12 @@ def make_utterances(speakers: dict[str, list[Speaker]], counts: dict[str, int],
     return utts
 
 
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    """16-bit PCM at the corpus rate, written to a temporary name and renamed."""
+    with atomic_path(path) as tmp:
+        sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
+
+
 def synth_speaker(work: list[tuple[Utterance, Path, int]]) -> list[float]:
     """Write one speaker's wavs (16-bit PCM), in order, from a freshly loaded eSpeak; return their durations (s).
 
@@ -109,7 +115,7 @@ def synth_speaker(work: list[tuple[Utterance, Path, int]]) -> list[float]:
         rng = np.random.default_rng([seed, UTTERANCE, utt.index])
         syllables = " ".join(s for word in pinyin(list(utt.words)) for s in word)
         audio = speak(syllables, utt.speaker, rng)
-        sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+        write_wav(path, audio)
         seconds.append(len(audio) / SAMPLE_RATE)
     return seconds
 
@@ -153,7 +159,7 @@ def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon:
     for kind in NOISE_KINDS:
         for i in range(per_kind):
             name = f"{kind}_{i + 1:02d}.wav"
-            sf.write(folder / name, make_noise(kind, seconds, rng, talk), SAMPLE_RATE, subtype="PCM_16")
+            write_wav(folder / name, make_noise(kind, seconds, rng, talk))
             names.append(name)
     with atomic_write(folder / "noise.list") as f:
         f.writelines(n + "\n" for n in names)
@@ -168,7 +174,7 @@ def write_rirs(folder: Path, mono: int, two_channel: int, seed: int) -> list[str
         for i in range(count):
             name = f"rir_{'2ch_' if channels == 2 else ''}{i + 1:02d}.wav"
             rir = simulate_rir(rng.uniform(0.2, 0.8), rng, channels)  # (T, C)
-            sf.write(folder / name, rir[:, 0] if channels == 1 else rir, SAMPLE_RATE, subtype="PCM_16")
+            write_wav(folder / name, rir[:, 0] if channels == 1 else rir)
             names.append(name)
     with atomic_write(folder / "rir.list") as f:
         f.writelines(n + "\n" for n in names)

@@ -15,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from asr.utils.io import atomic_path  # noqa: E402
+
 
 def read_metrics(exp_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """{metric: [(step, value)]} from ``exp_dir/csv/metrics.csv`` (Lightning's CSVLogger)."""
@@ -45,10 +47,8 @@ def plot(series: dict, title: str, out: Path) -> None:
     ax_cer.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90)
 
 
 def main() -> None:

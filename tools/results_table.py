@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from asr.inference.recognizer import MODES
+from asr.inference.lm_modes import LM_MODES
+from asr.inference.modes import MODES
 from asr.utils.io import atomic_write
 
 MISSING = "-"
@@ -51,7 +52,8 @@ def results_table(decode_dirs: list[Path], splits: list[str]) -> str:
     """The markdown table (with a line saying what the cells are)."""
     rows = [(experiment_name(d), read_summaries(d)) for d in decode_dirs]
     found = {mode for _, summaries in rows for _, mode in summaries}
-    modes = [m for m in MODES if m in found] + sorted(found - set(MODES))
+    order = [*MODES, *LM_MODES]
+    modes = [m for m in order if m in found] + sorted(found - set(order))
     lines = [f"CER (%), {' / '.join(splits)}", "", "| Experiment | " + " | ".join(modes) + " |",
              "|---|" + "---|" * len(modes)]
     lines += [f"| {name} | " + " | ".join(cell(s, splits, m) for m in modes) + " |" for name, s in rows]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
-from asr.augment.chain import AugmentChain
+from asr.augment.config import split_augment
 from asr.data.batching import DynamicBucketBatchSampler, per_device_max_frames
 from asr.data.dataset import ManifestDataset
 from asr.data.manifest import Manifest
@@ -30,7 +30,8 @@ class ASRDataModule(pl.LightningDataModule):
         tokenizer_kind: ``char``, ``pinyin`` or ``bpe``.
         cmvn: global CMVN statistics file.
         features: the feature extractor.
-        augment: ``{"waveform": [augmentations], "specaug": SpecAugment | None}`` for training, or None.
+        augment: augmentations for training by name (``conf/augment/*.yaml``, see :mod:`asr.augment.config`):
+            the waveform ones in order, ``specaug`` on the features; or None.
         global_batch_frames: padded frames per optimizer step over all devices (see the module docstring).
         val_max_frames: frames per validation batch on each device (default: the training value).
         max_batch_size: optional cap on utterances per batch.
@@ -52,9 +53,7 @@ class ASRDataModule(pl.LightningDataModule):
         self.manifests = {"train": train_manifest, "val": val_manifest, "test": test_manifest}
         self.tokenizer: Tokenizer = load_tokenizer(lang_dir, tokenizer_kind)
         self.cmvn, self.features, self.resample = GlobalCMVN.load(cmvn), features, resample
-        augment = augment or {}
-        self.augment = AugmentChain(augment.get("waveform") or [])
-        self.specaug = augment.get("specaug")
+        self.augment, self.specaug = split_augment(augment)
         self.global_batch_frames, self.val_max_frames = global_batch_frames, val_max_frames
         self.max_batch_size, self.bucket_size, self.num_workers = max_batch_size, bucket_size, num_workers
         self.seed, self.train_shards, self.cache_features = seed, train_shards, cache_features

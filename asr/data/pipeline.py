@@ -105,3 +105,13 @@ def collate(examples: list[dict | None], ignore_id: int = -1) -> dict:
         batch["ys"] = torch.nn.utils.rnn.pad_sequence([e["ys"] for e in ok], batch_first=True, padding_value=ignore_id)
         batch["ys_lens"] = torch.tensor([len(e["ys"]) for e in ok], dtype=torch.long)
     return batch
+
+
+def batch_utterances(batch: dict) -> int:
+    """Utterances in a :func:`collate` batch (for Lightning's ThroughputMonitor)."""
+    return len(batch["ids"])
+
+
+def batch_frames(batch: dict) -> int:
+    """Feature frames (unpadded) in a :func:`collate` batch (for Lightning's ThroughputMonitor)."""
+    return int(batch["feats_lens"].sum())

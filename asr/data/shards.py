@@ -30,6 +30,7 @@ from asr.data.batching import pack_by_frames
 from asr.data.manifest import Manifest
 from asr.data.pipeline import SamplePipeline, collate
 from asr.utils.io import atomic_write
+from asr.utils.untrusted import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ def iter_shard(path: Path) -> Iterator[tuple[dict, bytes]]:
         for member in tar:
             data = tar.extractfile(member).read()
             if member.name.endswith(".json"):
-                meta = json.loads(data)
+                meta = parse_json(data.decode("utf-8", errors="replace"), f"{path}: {member.name}")
+                if not isinstance(meta, dict) or "id" not in meta:
+                    raise ValueError(f"{path}: {member.name} is not an utterance's JSON row (no 'id')")
             elif member.name.endswith(".wav"):
                 if meta is None or f"{meta['id']}.wav" != member.name:
                     raise ValueError(f"{path}: {member.name} has no preceding {Path(member.name).stem}.json")

@@ -11,6 +11,7 @@ import os
 import torch
 
 from asr.utils.io import atomic_write
+from asr.utils.untrusted import check_fields, parse_json
 
 
 class GlobalCMVN:
@@ -38,8 +39,21 @@ class GlobalCMVN:
         return {"frames": self.frames, "sum": self.sums.tolist(), "sum_sq": self.sums_sq.tolist()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "GlobalCMVN":
-        return cls(torch.tensor(d["sum"]), torch.tensor(d["sum_sq"]), int(d["frames"]))
+    def from_dict(cls, d: dict, where: str = "cmvn") -> "GlobalCMVN":
+        """Inverse of :meth:`to_dict`, checking keys and types (the dict may come from a downloaded file).
+
+        Raises:
+            ValueError: starting with ``where``.
+        """
+        check_fields(d, {"frames": (int,), "sum": (list,), "sum_sq": (list,)}, where, required=("frames", "sum", "sum_sq"))
+        sums, sums_sq = d["sum"], d["sum_sq"]
+        if not sums or len(sums) != len(sums_sq) or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in sums + sums_sq):
+            raise ValueError(f"{where}: 'sum' and 'sum_sq' must be equally long, non-empty lists of numbers")
+        try:
+            return cls(torch.tensor(sums, dtype=torch.float64), torch.tensor(sums_sq, dtype=torch.float64), d["frames"])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
 
     def save(self, path: str | os.PathLike) -> None:
         with atomic_write(path) as f:
@@ -48,7 +62,7 @@ class GlobalCMVN:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GlobalCMVN":
         with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+            return cls.from_dict(parse_json(f.read(), str(path)), str(path))
 
 
 class CMVNAccumulator:

@@ -5,10 +5,12 @@ log energies match Kaldi's and ``kaldi-native-fbank``'s.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torchaudio.compliance.kaldi as kaldi
+
+from asr.utils.untrusted import check_fields
 
 
 @dataclass
@@ -46,3 +48,17 @@ class Fbank:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "features") -> "Fbank":
+        """Inverse of :meth:`to_dict`, checking keys and types (the dict may come from a downloaded file).
+
+        Raises:
+            ValueError: starting with ``where``.
+        """
+        types = {f.name: (int,) if f.type == "int" else (float,) for f in fields(cls)}
+        check_fields(d, types, where)
+        fbank = cls(**d)
+        if fbank.num_mel_bins < 1 or fbank.sample_rate < 1 or not 0 < fbank.frame_shift_ms <= fbank.frame_length_ms:
+            raise ValueError(f"{where}: impossible fbank settings {d}")
+        return fbank

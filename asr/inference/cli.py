@@ -24,7 +24,8 @@ from asr.inference.backends.base import UnsupportedOperation
 from asr.inference.backends.om_backend import RUNTIMES, OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.inference.long_audio import AudioFile, transcribe_file
-from asr.inference.recognizer import MODES, Recognizer
+from asr.inference.modes import MODES
+from asr.inference.recognizer import Recognizer
 from asr.inference.vad import EnergyVAD
 
 BACKENDS = ("torch", "onnxruntime", "om")
@@ -35,7 +36,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
     """A Recognizer on the backend that fits ``model``.
 
     Args:
-        model: a model file (``.safetensors``; torch backend) or a folder from ``python -m export``
+        model: a model file (``.safetensors``; torch backend) or a folder from ``python -m asr.export``
             (dynamic: onnxruntime backend; static ``om`` profile: om backend).
         backend: ``torch``, ``onnxruntime`` or ``om``; None picks it from ``model``.
         threads: CPU threads (None = the library's default).
@@ -54,7 +55,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
             torch.set_num_threads(threads)
         return Recognizer.from_model_file(str(path), **search)
     if not path.is_dir():
-        raise ValueError(f"{model}: the {backend} backend needs a folder written by `python -m export`")
+        raise ValueError(f"{model}: the {backend} backend needs a folder written by `python -m asr.export`")
     runner = (OnnxRuntimeBackend(path, num_threads=threads) if backend == "onnxruntime"
               else OMBackend(path, runtime=om_runtime, num_threads=threads))
     return Recognizer(runner, runner.tokenizer, runner.fbank, runner.cmvn, **search)

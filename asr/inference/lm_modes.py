@@ -1,4 +1,4 @@
-"""Decoding modes with an n-gram language model, registered into ``asr.inference.recognizer.MODES`` on import.
+"""Decoding modes with an n-gram language model: the table :data:`LM_MODES`, and the loader of what they need.
 
 - ``ctc_prefix_beam_search_lm``: CTC prefix beam search with shallow fusion of the LM
   (:mod:`asr.lm.fusion`): each growth adds ``lm_weight * ln P_lm + insertion_bonus``; with
@@ -9,9 +9,13 @@
 - ``tlg_attention_rescoring``: the graph's ``nbest`` distinct hypotheses re-ranked by
   ``decoder score + ctc_weight * graph score`` (graph score = ``acoustic_scale * CTC + ln P_lm``).
 
-The LM is attached to a recognizer with :func:`configure_lm` (settings: :class:`LMSettings`,
-``conf/decoding/lm/default.yaml``); a mode whose LM is not configured raises ValueError naming the
-missing setting. Nothing here changes the modes without LM.
+:func:`load_lm` reads the settings (:class:`LMSettings`, ``conf/decoding/lm/default.yaml``) into a
+:class:`FusionLM` and/or a TLG decoder, which are given to the recognizer with the table::
+
+    lm, graph = load_lm(tokenizer, path="char.arpa", tlg_dir="graph")
+    rec = Recognizer(backend, tokenizer, fbank, cmvn, modes={**MODES, **LM_MODES}, lm=lm, graph=graph)
+
+The recognizer refuses a mode whose LM or graph it was not given, naming the missing setting.
 """
 from __future__ import annotations
 
@@ -20,10 +24,15 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
 
 from asr.decoding.ctc_prefix_beam import Nbest, ctc_prefix_beam_search_batch
-from asr.decoding.rescoring import attention_rescoring
-from asr.inference.recognizer import MODES, Encoded, Recognizer
+from asr.inference.modes import Encoded, Mode, rescore
+
+if TYPE_CHECKING:
+    from asr.inference.recognizer import Recognizer
+    from asr.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +70,19 @@ class LMSettings:
     tlg_acoustic_scale: float = 1.0
 
 
-class LMState:
-    """What :func:`configure_lm` attaches to a recognizer as ``rec.lm``: the settings, the scorer, the graph decoder."""
+@dataclass(frozen=True)
+class FusionLM:
+    """A shallow-fusion scorer (:mod:`asr.lm.fusion`) and whether the final N-best gets ``P(</s> | hyp)``."""
 
-    def __init__(self, settings: LMSettings, scorer=None, tlg=None):
-        self.settings, self.scorer, self.tlg = settings, scorer, tlg
+    scorer: Any
+    end_of_sentence: bool = True
 
 
-def configure_lm(rec: Recognizer, **settings) -> LMState:
-    """Load the LM and/or the TLG graph named in ``settings`` (fields of :class:`LMSettings`) onto ``rec``.
+def load_lm(tokenizer: Tokenizer, **settings) -> tuple[FusionLM | None, Any]:
+    """Load the LM and/or the TLG graph that ``settings`` (fields of :class:`LMSettings`) name.
+
+    Returns:
+        ``(FusionLM or None, TLGDecoder or None)``: the recognizer's ``lm`` and ``graph``.
 
     Raises:
         ValueError: an unknown setting or unit; a malformed ARPA file (naming the line); a graph
@@ -80,16 +93,15 @@ def configure_lm(rec: Recognizer, **settings) -> LMState:
     if unknown := sorted(set(settings) - known):
         raise ValueError(f"unknown LM setting(s) {unknown}; allowed: {sorted(known)}")
     s = LMSettings(**settings)
-    scorer = tlg = None
+    lm = graph = None
     if s.path:
-        scorer = make_scorer(s, rec.tokenizer)
+        lm = FusionLM(make_scorer(s, tokenizer), s.end_of_sentence)
     if s.tlg_dir:
         from asr.lm.wfst_decoder import TLGDecoder
 
-        tlg = TLGDecoder(s.tlg_dir, rec.tokenizer, beam=s.tlg_beam, max_active=s.tlg_max_active,
-                         lattice_beam=s.tlg_lattice_beam, acoustic_scale=s.tlg_acoustic_scale)
-    rec.lm = LMState(s, scorer, tlg)
-    return rec.lm
+        graph = TLGDecoder(s.tlg_dir, tokenizer, beam=s.tlg_beam, max_active=s.tlg_max_active,
+                           lattice_beam=s.tlg_lattice_beam, acoustic_scale=s.tlg_acoustic_scale)
+    return lm, graph
 
 
 def make_scorer(s: LMSettings, tokenizer):
@@ -122,22 +134,14 @@ def make_scorer(s: LMSettings, tokenizer):
     return WordLMScorer(lm, spellings, s.weight, s.insertion_bonus, s.max_segmentations)
 
 
-def _lm(rec: Recognizer, mode: str, need: str) -> LMState:
-    state = getattr(rec, "lm", None)
-    if state is None or getattr(state, need) is None:
-        setting = "lm.path" if need == "scorer" else "lm.tlg_dir"
-        raise ValueError(f"decoding mode {mode} needs a language model: set {setting}")
-    return state
-
-
 def fused_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
     """The fused CTC N-best of every utterance of the batch (computed once per batch)."""
-    lm = _lm(rec, "ctc_prefix_beam_search_lm", "scorer")
+    lm = rec.lm
 
     def compute() -> list[Nbest]:
         nbests = ctc_prefix_beam_search_batch(enc.ctc_log_probs, enc.lens, rec.beam, rec.nbest,
                                               rec.tokenizer.blank_id, rec.blank_skip_threshold, lm.scorer)
-        if not lm.settings.end_of_sentence:
+        if not lm.end_of_sentence:
             return nbests
         out = []
         for nbest in nbests:
@@ -153,35 +157,28 @@ def _ctc_prefix_beam_search_lm(rec: Recognizer, enc: Encoded) -> list[list[int]]
 
 
 def _attention_rescoring_lm(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    best = attention_rescoring(fused_nbest(rec, enc), enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
-                               ctc_weight=rec.ctc_weight)
-    return [list(hyp) for hyp, _ in best]
+    return rescore(rec, enc, fused_nbest(rec, enc), rec.ctc_weight)
 
 
 def tlg_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
     """The graph's N-best of every utterance of the batch (computed once per batch)."""
-    lm = _lm(rec, "tlg_attention_rescoring", "tlg")
     return enc.shared("tlg_nbest", lambda: [
-        lm.tlg.nbest(enc.ctc_log_probs[b, :n], rec.nbest) for b, n in enumerate(enc.lens.tolist())])
+        rec.graph.nbest(enc.ctc_log_probs[b, :n], rec.nbest) for b, n in enumerate(enc.lens.tolist())])
 
 
 def _tlg(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    lm = _lm(rec, "tlg", "tlg")
-    return [list(lm.tlg.best(enc.ctc_log_probs[b, :n])[0]) for b, n in enumerate(enc.lens.tolist())]
+    return [list(rec.graph.best(enc.ctc_log_probs[b, :n])[0]) for b, n in enumerate(enc.lens.tolist())]
 
 
 def _tlg_attention_rescoring(rec: Recognizer, enc: Encoded) -> list[list[int]]:
     nbests = [[(hyp, score if math.isfinite(score) else -1e30) for hyp, score in nbest]
               for nbest in tlg_nbest(rec, enc)]
-    best = attention_rescoring(nbests, enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
-                               ctc_weight=rec.ctc_weight)
-    return [list(hyp) for hyp, _ in best]
+    return rescore(rec, enc, nbests, rec.ctc_weight)
 
 
-LM_MODES = {
-    "ctc_prefix_beam_search_lm": _ctc_prefix_beam_search_lm,
-    "attention_rescoring_lm": _attention_rescoring_lm,
-    "tlg": _tlg,
-    "tlg_attention_rescoring": _tlg_attention_rescoring,
-}
-MODES.update(LM_MODES)
+LM_MODES: Mapping[str, Mode] = MappingProxyType({
+    "ctc_prefix_beam_search_lm": Mode(_ctc_prefix_beam_search_lm, frozenset({"lm"})),
+    "attention_rescoring_lm": Mode(_attention_rescoring_lm, frozenset({"lm"})),
+    "tlg": Mode(_tlg, frozenset({"graph"})),
+    "tlg_attention_rescoring": Mode(_tlg_attention_rescoring, frozenset({"graph"})),
+})

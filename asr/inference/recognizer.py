@@ -1,119 +1,29 @@
 """Speech recognition with a trained model: features, the encoder once, then any number of search modes.
 
-Modes (the ``MODES`` table, name -> function):
-
-- ``ctc_greedy_search``: the most probable CTC path.
-- ``ctc_prefix_beam_search``: the best labelling of CTC prefix beam search (width ``beam``).
-- ``attention``: joint CTC/attention beam search (width ``beam``, CTC weight ``attention_ctc_weight``),
-  one utterance at a time, with the left-to-right decoder.
-- ``attention_rescoring``: the ``nbest`` labellings of CTC prefix beam search re-ranked by
-  ``decoder score + ctc_weight * CTC score``, all hypotheses of the batch in one decoder call.
-
-A mode is a function ``(recognizer, encoded: Encoded) -> B token-id lists``; adding one (e.g. with
-language-model fusion) is adding an entry to ``MODES``. Work several modes share, like the CTC N-best
-of the last two, goes through :meth:`Encoded.shared`, which computes it once per batch.
+The modes are a table passed in (:data:`asr.inference.modes.MODES` by default; with an LM, add
+``asr.inference.lm_modes.LM_MODES`` and give the recognizer the LM and graph they need).
 """
 from __future__ import annotations
 
 import os
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 
 from asr.data.pipeline import SamplePipeline
 from asr.decoding.arrays import to_numpy
-from asr.decoding.attention_beam import attention_beam_search
-from asr.decoding.ctc_greedy import ctc_greedy_search
-from asr.decoding.ctc_prefix_beam import Nbest, ctc_prefix_beam_search_batch
-from asr.decoding.rescoring import attention_rescoring
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
-from asr.inference.backends.base import Backend
+from asr.inference.backends.base import Backend, UnsupportedOperation
 from asr.inference.backends.torch_backend import TorchBackend
+from asr.inference.modes import MODES, Encoded, Mode
 from asr.modelfile import load_model_file
 from asr.tokenizer import Tokenizer
 
-
-class Encoded:
-    """One batch after the encoder, read by every mode.
-
-    Attributes:
-        enc_out: (B, T', D) float, on the backend's device.
-        enc_lens: (B,) int64, on the backend's device.
-        ctc_log_probs: (B, T', V) float NumPy array.
-        lens: (B,) int NumPy array, ``enc_lens``.
-        shared_seconds: seconds each :meth:`shared` result took to compute.
-        used: names of the shared results asked for since the set was last cleared.
-    """
-
-    def __init__(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ctc_log_probs: np.ndarray):
-        self.enc_out, self.enc_lens = enc_out, enc_lens
-        self.ctc_log_probs, self.lens = ctc_log_probs, to_numpy(enc_lens)
-        self.shared_seconds: dict[str, float] = {}
-        self.used: set[str] = set()
-        self._results: dict[str, Any] = {}
-
-    def shared(self, name: str, compute: Callable[[], Any]) -> Any:
-        """``compute()``, run on the first call for ``name`` only; later calls return the same result."""
-        if name not in self._results:
-            start = time.perf_counter()
-            self._results[name] = compute()
-            self.shared_seconds[name] = time.perf_counter() - start
-        self.used.add(name)
-        return self._results[name]
-
-
-def _ctc_greedy_search(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    return ctc_greedy_search(enc.ctc_log_probs, enc.lens, blank=rec.tokenizer.blank_id)[0]
-
-
-def _ctc_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
-    return enc.shared("ctc_nbest", lambda: ctc_prefix_beam_search_batch(
-        enc.ctc_log_probs, enc.lens, rec.beam, rec.nbest, rec.tokenizer.blank_id, rec.blank_skip_threshold))
-
-
-def _ctc_prefix_beam_search(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    return [list(nbest[0][0]) for nbest in _ctc_nbest(rec, enc)]
-
-
-def _attention(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    tok, hyps = rec.tokenizer, []
-    for b, num_frames in enumerate(enc.lens.tolist()):
-        if num_frames == 0:  # too short for the encoder's subsampling: nothing to recognise
-            hyps.append([])
-            continue
-        nbest = attention_beam_search(
-            enc.enc_out[b : b + 1, :num_frames], enc.enc_lens[b : b + 1], enc.ctc_log_probs[b, :num_frames],
-            rec.backend.decoder_step, sos=tok.sos_id, eos=tok.eos_id, beam=rec.beam,
-            ctc_weight=rec.attention_ctc_weight, blank=tok.blank_id)
-        hyps.append(list(nbest[0][0]))
-    return hyps
-
-
-def _attention_rescoring(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    best = attention_rescoring(_ctc_nbest(rec, enc), enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
-                               ctc_weight=rec.ctc_weight)
-    return [list(hyp) for hyp, _ in best]
-
-
-Mode = Callable[["Recognizer", Encoded], list[list[int]]]
-MODES: dict[str, Mode] = {
-    "ctc_greedy_search": _ctc_greedy_search,
-    "ctc_prefix_beam_search": _ctc_prefix_beam_search,
-    "attention": _attention,
-    "attention_rescoring": _attention_rescoring,
-}
-NO_LM_MODES = tuple(MODES)  # the modes that need nothing beyond the model (asr.inference.lm_modes adds LM ones)
-
-
-def check_modes(modes: list[str]) -> None:
-    """Raise ValueError naming the unknown modes and the allowed ones."""
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        raise ValueError(f"unknown decoding mode(s) {unknown}; allowed: {list(MODES)}")
+# What a mode's need is called where the user sets it, for the message when it is missing.
+NEED_SETTINGS = {"lm": "a language model (lm.path)", "graph": "a TLG graph (lm.tlg_dir)"}
 
 
 class Recognizer:
@@ -129,6 +39,9 @@ class Recognizer:
         attention_ctc_weight: weight of CTC in joint CTC/attention beam search (``attention``), in [0, 1).
         blank_skip_threshold: CTC prefix beam search reads frames whose blank probability exceeds it
             as blank only (an approximation; None = off).
+        modes: the decoding-mode table (name -> :class:`asr.inference.modes.Mode`).
+        lm: the shallow-fusion LM of the ``*_lm`` modes (``asr.inference.lm_modes.FusionLM``), or None.
+        graph: the TLG decoder of the ``tlg*`` modes (``asr.lm.wfst_decoder.TLGDecoder``), or None.
 
     Attributes:
         seconds: cumulative wall seconds over all decode calls: ``"encoder"`` (encoder and CTC
@@ -138,8 +51,10 @@ class Recognizer:
 
     def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Fbank, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
-                 blank_skip_threshold: float | None = None):
+                 blank_skip_threshold: float | None = None, modes: Mapping[str, Mode] = MODES, lm: Any = None,
+                 graph: Any = None):
         self.backend, self.tokenizer = backend, tokenizer
+        self.modes, self.lm, self.graph = modes, lm, graph
         self.pipeline = SamplePipeline(fbank, cmvn, tokenizer=None)  # the training feature path, without labels
         self.beam, self.nbest, self.ctc_weight = beam, nbest, ctc_weight
         self.attention_ctc_weight, self.blank_skip_threshold = attention_ctc_weight, blank_skip_threshold
@@ -147,9 +62,30 @@ class Recognizer:
 
     @classmethod
     def from_model_file(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> Recognizer:
-        """A recognizer on the PyTorch backend; ``kwargs`` are the search settings of ``__init__``."""
+        """A recognizer on the PyTorch backend; ``kwargs`` are the other arguments of ``__init__``."""
         loaded = load_model_file(path, device)
         return cls(TorchBackend(loaded.model, device), loaded.tokenizer, loaded.fbank, loaded.cmvn, **kwargs)
+
+    def check_modes(self, names: list[str]) -> None:
+        """Raise unless every mode is in the table and has what it needs.
+
+        Raises:
+            ValueError: an unknown mode (naming the allowed ones) or a missing LM or graph (naming the setting).
+            UnsupportedOperation: the backend cannot run the mode (e.g. no decoder step in exported models).
+        """
+        if unknown := [m for m in names if m not in self.modes]:
+            raise ValueError(f"unknown decoding mode(s) {unknown}; allowed: {list(self.modes)}")
+        have = {"lm": self.lm is not None, "graph": self.graph is not None,
+                "decoder_step": getattr(self.backend, "has_decoder_step", True)}
+        for name in names:
+            for need in sorted(self.modes[name].needs):
+                if have[need]:
+                    continue
+                if need == "decoder_step":
+                    raise UnsupportedOperation(f"decoding mode {name} needs the attention decoder step by step, "
+                                               f"which the {type(self.backend).__name__} lacks (exported models "
+                                               "have no decoder step): use attention_rescoring or the torch backend")
+                raise ValueError(f"decoding mode {name} needs {NEED_SETTINGS[need]}")
 
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> Encoded:
         """Args: feats: (B, T, F) normalised features; feats_lens: (B,) int64."""
@@ -162,12 +98,12 @@ class Recognizer:
         Args:
             feats: (B, T, F) float32, normalised features (``pipeline.features``), zero-padded.
             feats_lens: (B,) int64.
-            modes: names from ``MODES``.
+            modes: names from the recognizer's mode table.
 
         Returns:
             mode -> B token-id lists (without blank, sos or eos).
         """
-        check_modes(modes)
+        self.check_modes(modes)
         start = time.perf_counter()
         enc = self.encode(feats, feats_lens)
         encoder_seconds = time.perf_counter() - start
@@ -177,7 +113,7 @@ class Recognizer:
             enc.used.clear()
             shared_before = sum(enc.shared_seconds.values())
             start = time.perf_counter()
-            out[mode] = MODES[mode](self, enc)
+            out[mode] = self.modes[mode].search(self, enc)
             own = time.perf_counter() - start - (sum(enc.shared_seconds.values()) - shared_before)
             self.seconds[mode] += encoder_seconds + own + sum(enc.shared_seconds[name] for name in enc.used)
         return out
@@ -192,7 +128,7 @@ class Recognizer:
 
         Args:
             wavs: (1, N) float tensors in [-1, 1] at the model's sample rate (``pipeline.fbank.sample_rate``).
-            mode: a name from ``MODES``.
+            mode: a name from the recognizer's mode table.
 
         Returns:
             One text per waveform.

@@ -27,7 +27,6 @@ log-probabilities (the same for every path that reads blank there).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import numpy as np
 from asr.decoding.arrays import to_numpy
 from asr.lm.tlg import read_symbols, spell, units_checksum
 from asr.tokenizer import Tokenizer
+from asr.utils.untrusted import parse_json
 
 Nbest = list[tuple[tuple[int, ...], float]]
 MAX_DETERMINIZED_STATES = 200_000  # a guard on the word lattice's determinisation
@@ -75,7 +75,9 @@ class TLGDecoder:
         for name in ("TLG.fst", "words.txt", "tlg.json"):
             if not (graph_dir / name).is_file():
                 raise FileNotFoundError(f"{graph_dir / name} not found (build the graph with python -m asr.lm.tlg)")
-        meta = json.loads((graph_dir / "tlg.json").read_text(encoding="utf-8"))
+        meta = parse_json((graph_dir / "tlg.json").read_text(encoding="utf-8"), str(graph_dir / "tlg.json"))
+        if not isinstance(meta, dict):
+            raise ValueError(f"{graph_dir / 'tlg.json'}: expected a JSON object")
         if meta.get("num_units") != len(tokenizer) or meta.get("units_sha1") != units_checksum(tokenizer):
             raise ValueError(f"{graph_dir}: the graph was built for other units ({meta.get('num_units')} units) than "
                              f"the model's ({len(tokenizer)}); rebuild it with the model's units.txt")

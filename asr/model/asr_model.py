@@ -112,7 +112,8 @@ class ASRModel(nn.Module):
             loss_att: scalar tensor, attention loss (None if ctc_weight == 1);
             num_infeasible: int, utterances left out of the CTC loss;
             ctc_infeasible: (B,) bool, which ones;
-            th_accuracy: scalar tensor, left-to-right token accuracy incl. <eos> (None if ctc_weight == 1).
+            th_accuracy: scalar tensor, left-to-right token accuracy incl. <eos> (None if ctc_weight == 1);
+            enc_out: (B, T', D) float and enc_lens: (B,) int64, the encoder's output (for validation's search).
         """
         enc_out, enc_lens = self.encode(feats, feats_lens)
         infeasible = enc_lens < ctc_min_frames(ys, ys_lens)  # (B,)
@@ -139,6 +140,8 @@ class ASRModel(nn.Module):
             "num_infeasible": int(infeasible.sum()),
             "ctc_infeasible": infeasible,
             "th_accuracy": th_accuracy,
+            "enc_out": enc_out,
+            "enc_lens": enc_lens,
         }
 
     def _ctc_loss(

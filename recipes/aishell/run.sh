@@ -38,6 +38,10 @@ done
 if $demo; then
   # demo: the last (cosine-annealed) checkpoint alone; averaging it with earlier ones costs 1.3-2.4 CER (RESULTS.md)
   corpus=${corpus:-corpus/synthetic}; experiment=${experiment:-demo}; average_num=${average_num:-1}
+  # CPU training threads that sleep at OpenMP barriers instead of spinning: with another program on one of the two
+  # cores, spinning threads made a step 2-4x slower (RESULTS.md, "Demo on a busy machine"); on a quiet machine
+  # this costs nothing measurable
+  export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 else
   [ -n "$corpus" ] || { echo "give --corpus DIR (AISHELL-1 goes there) or --demo" >&2; exit 2; }
   experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
@@ -71,6 +75,8 @@ fi
 
 if run 3; then
   echo "== stage 3: training -> $exp"
+  $demo && echo "  2,400 optimizer steps: about 14 minutes on a quiet 2-core CPU; a busy machine takes longer and" \
+    "trains the same model (the budget is in steps; trainer.max_time is a 2-hour safety stop)"
   if done_already "$exp/checkpoints/last.ckpt"; then :; else
     $PY -m asr.train experiment="$experiment" data_dir="$data" exp_dir="$exp" "${overrides[@]}"
   fi
@@ -106,7 +112,7 @@ fi
 
 if run 7; then
   echo "== stage 7: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
-  done_already "$exp/onnx/export_report.json" || $PY -m export --model "$exp/model.safetensors" --out "$exp/onnx" \
+  done_already "$exp/onnx/export_report.json" || $PY -m asr.export --model "$exp/model.safetensors" --out "$exp/onnx" \
     --quantize int8 mixed --om-profile
   wav=$($PY -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['audio'])" "$data/test.jsonl")
   echo "  asr-transcribe $wav --model $exp/onnx --backend onnxruntime"

@@ -80,7 +80,7 @@ EOF
 
 echo "== ablation $name: training -> $root/$name/ARM/seedS"
 rc=0
-$PY -m asr.train -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@" || rc=$?
+$PY -m asr.sweep -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@" || rc=$?
 [ $rc -eq 0 ] || echo "== the sweep exited with status $rc: collecting what there is (failed runs are listed)" >&2
 
 echo "== ablation $name: table and plots -> $DOCS/ablation_$name.{md,png}, $DOCS/ablation_${name}_curves.png"

@@ -111,6 +111,7 @@ def test_failed_and_unfinished_runs_are_listed_with_their_error(tmp_path):
     assert "`better/seed3`: **unfinished**: no metrics.json" in listed
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, on the arm without spread
 def test_p_value_is_welch_t_test():
     # two seeds per arm with equal spread: Welch's degrees of freedom are exactly 2, where the two-sided p-value of
     # Student's t has the closed form 1 - |t| / sqrt(2 + t^2)
@@ -120,19 +121,11 @@ def test_p_value_is_welch_t_test():
     assert t == pytest.approx((statistics.mean(a) - statistics.mean(b)) / se)
     assert df == pytest.approx(2.0)
     assert p == pytest.approx(1 - abs(t) / math.sqrt(2 + t * t), rel=1e-9)
-    # one degree of freedom: Student's t is the Cauchy distribution, p = 1 - 2 atan(|t|) / pi
-    t1 = 3.7
-    assert collect_ablation.betainc(0.5, 0.5, 1 / (1 + t1 * t1)) == pytest.approx(1 - 2 * math.atan(t1) / math.pi)
+    # one degree of freedom (one arm without spread): Student's t is the Cauchy distribution, p = 1 - 2 atan(|t|) / pi
+    t1, df1, p1 = collect_ablation.welch_t_test([0.25, 0.28], [0.2, 0.2])
+    assert df1 == pytest.approx(1.0) and p1 == pytest.approx(1 - 2 * math.atan(abs(t1)) / math.pi, rel=1e-9)
     assert collect_ablation.welch_t_test([0.2], b) is None
     assert collect_ablation.welch_t_test([0.2, 0.2], [0.3, 0.3]) is None
-
-
-def test_p_value_matches_scipy_with_unequal_sizes_and_spreads():
-    stats = pytest.importorskip("scipy.stats")
-    for a, b in (([0.1, 0.12, 0.11], [0.2, 0.25]), ([1.0, 2, 3, 4, 5], [2.0, 3, 4, 9, 12, 1])):
-        t, df, p = collect_ablation.welch_t_test(a, b)
-        ref = stats.ttest_ind(a, b, equal_var=False)
-        assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue, rel=1e-9)
 
 
 def test_command_line_writes_table_and_both_plots(tmp_path, capsys):

@@ -117,7 +117,7 @@ def test_feature_cache_gives_the_same_items_and_reads_audio_once(tmp_path):
         assert got["id"] == reference[i]["id"] and torch.equal(got["ys"], reference[i]["ys"])
         assert torch.equal(got["feats"], reference[i]["feats"])
     # features that change every epoch (waveform augmentation, dither) are never cached
-    assert datamodule(data, augment={"waveform": [Volume(prob=1.0)]}, cache_features=True,
+    assert datamodule(data, augment={"volume": Volume(prob=1.0)}, cache_features=True,
                       num_workers=0).train_dataloader().dataset.cache is None
     dithered = ASRDataModule(str(data / "train.jsonl"), str(data / "dev.jsonl"), str(data / "lang"),
                              str(data / "cmvn.json"), Fbank(dither=1.0), cache_features=True, num_workers=0)

@@ -15,7 +15,8 @@ from safetensors.torch import save_file
 from asr.data.manifest import Manifest
 from asr.data.text import normalize_text
 from asr.decode import decode_manifest, run
-from asr.inference.recognizer import MODES, NO_LM_MODES as DEFAULT_MODES, Recognizer
+from asr.inference.modes import MODES as DEFAULT_MODES
+from asr.inference.recognizer import Recognizer
 from asr.modelfile import load_model_file
 from conftest import ROOT
 

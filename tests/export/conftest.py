@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from asr.data.manifest import Manifest
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
+from asr.export.om import export_static_folder, static_profile
+from asr.export.onnx import export_folder
+from asr.model.registry import build_model
 from asr.modelfile import load_model_file, make_meta, save_model_file
 from asr.tokenizer.char import CharTokenizer
-from asr.utils.safe_instantiate import safe_instantiate
-from export.om import export_static_folder, static_profile
-from export.onnx import export_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 # A static profile much smaller than the default, so that a few seconds of audio span several windows.
@@ -25,9 +26,8 @@ SMALL_PROFILE = {"frames": 201, "batch": 2, "num_hyps": 3}
 
 def small_model_config(vocab_size: int, d_model: int = 64) -> dict:
     """The tiny Conformer recipe (``conf/model/tiny.yaml``) shrunk further, with its attention loss."""
-    cfg = OmegaConf.load(ROOT / "conf/model/tiny.yaml")
-    cfg.att_loss = OmegaConf.load(ROOT / "conf/loss/label_smoothing.yaml")
-    cfg.vocab_size = vocab_size
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(overrides=["+model=tiny", "+loss@model.att_loss=label_smoothing", f"model.vocab_size={vocab_size}"]).model
     cfg.encoder.update(d_model=d_model, num_blocks=2, ffn_dim=4 * d_model)
     cfg.decoder.update(num_blocks=1, ffn_dim=4 * d_model)
     return OmegaConf.to_container(cfg, resolve=True)
@@ -38,7 +38,7 @@ def write_random_model_file(path: Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tokenizer = CharTokenizer.build(["今天天气很好我们去北京人工智能", "你好世界学习语音识别上海下雨东西南北春夏秋冬"])
     config = small_model_config(len(tokenizer))
-    model = safe_instantiate(config).eval()
+    model = build_model(config, "small model config").eval()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
             m.running_mean.uniform_(-0.5, 0.5)

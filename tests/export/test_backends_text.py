@@ -13,7 +13,7 @@ from asr.data.manifest import Manifest
 from asr.inference.cli import open_recognizer
 from asr.inference.recognizer import Recognizer
 from asr.modelfile import load_model_file
-from export.om import export_static_folder, static_profile
+from asr.export.om import export_static_folder, static_profile
 
 MODES = ["ctc_greedy_search", "ctc_prefix_beam_search", "attention_rescoring"]
 SEARCH = {"beam": 4, "nbest": 4}

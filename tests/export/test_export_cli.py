@@ -1,11 +1,11 @@
-"""``python -m export``: the whole folder layout, its report, and the parity gate."""
+"""``python -m asr.export``: the whole folder layout, its report, and the parity gate."""
 from __future__ import annotations
 
 import json
 
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
-from export.__main__ import main
+from asr.export.__main__ import main
 
 
 def test_export_writes_every_variant_and_its_report(random_model_file, tmp_path, capsys):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.inference.backends.onnxruntime_backend import read_onnx_metadata
+from asr.export.format import read_file_metadata
 from asr.inference.cli import main, open_recognizer
 from asr.inference.long_audio import AudioFile, join_texts, transcribe_file
 from asr.inference.vad import EnergyVAD
@@ -73,7 +73,7 @@ def test_bad_files_are_reported_and_the_rest_transcribed(random_onnx, joined, tm
     assert main([str(good), "--model", str(random_onnx / "missing")]) == 2
     assert "cannot load the model" in capsys.readouterr().err
     assert main([str(good), "--model", str(random_onnx), "--mode", "attention", "--threads", "1"]) == 2
-    assert "no decoder step is exported" in capsys.readouterr().err
+    assert "OnnxRuntimeBackend lacks" in capsys.readouterr().err
 
 
 def test_om_backend_gets_segments_its_profile_holds(random_static, joined, capsys):
@@ -81,7 +81,7 @@ def test_om_backend_gets_segments_its_profile_holds(random_static, joined, capsy
     args = [str(path), "--model", str(random_static), "--backend", "om", "--om-runtime", "onnxruntime", "--json"]
     assert main([*args, "--threads", "1"]) == 0  # attention rescoring: the decoder must hold every segment
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    frames = json.loads(read_onnx_metadata(random_static / "encoder.onnx")["profile"])["frames"]
+    frames = read_file_metadata(random_static / "encoder.onnx")["profile"]["frames"]
     assert len(rows) > 6 and all(r["end"] - r["start"] <= (frames - 1) * 0.01 + 0.025 for r in rows)
 
 

@@ -13,8 +13,8 @@ from onnx import TensorProto, helper
 from asr.inference.backends.om_backend import OMBackend, plan_windows
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.model.subsampling import subsampled_length
-from export.om import atc_command, static_graph_problems, write_atc_script
-from export.wrappers import PARTS
+from asr.export.om import atc_command, static_graph_problems, write_atc_script
+from asr.export.format import PARTS
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,15 @@
 """Dynamic-shape ONNX export: each part against PyTorch on random sizes; metadata read back."""
 from __future__ import annotations
 
-import json
 
 import onnxruntime as ort
 import pytest
 import torch
 
-from asr.inference.backends.onnxruntime_backend import (OnnxRuntimeBackend, decoding_parts, read_folder_metadata,
-                                                        read_onnx_metadata)
+from asr.export.format import PARTS, decoding_parts, read_file_metadata, read_folder_metadata
+from asr.export.onnx import PARITY_TOLERANCE, parity, random_cases
+from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.tokenizer.base import read_units
-from export.onnx import PARITY_TOLERANCE, parity, random_cases
-from export.wrappers import PARTS
 
 
 def test_each_part_matches_pytorch_on_random_sizes(random_loaded, random_onnx):
@@ -27,15 +25,15 @@ def test_each_part_matches_pytorch_on_random_sizes(random_loaded, random_onnx):
 def test_every_file_carries_the_decoding_metadata(random_loaded, random_onnx):
     model = random_loaded.model
     for spec in PARTS.values():
-        meta = read_onnx_metadata(random_onnx / spec.file)
-        tokenizer, fbank, cmvn = decoding_parts(meta)
+        meta = read_file_metadata(random_onnx / spec.file)
+        tokenizer, fbank, cmvn = decoding_parts(meta, spec.file)
         assert tokenizer.units == random_loaded.tokenizer.units
         assert fbank == random_loaded.fbank
         assert cmvn.to_dict() == random_loaded.cmvn.to_dict()
-        assert (int(meta["vocab_size"]), int(meta["blank_id"]), int(meta["sos_id"]), int(meta["eos_id"])) == (
+        assert (meta["vocab_size"], meta["blank_id"], meta["sos_id"], meta["eos_id"]) == (
             model.vocab_size, model.ctc.blank_id, model.sos_id, model.eos_id)
-        assert json.loads(meta["model_config"]) == random_loaded.meta["model_config"]
-        assert json.loads(meta["profile"]) == {"kind": "dynamic"}
+        assert meta["model_config"] == random_loaded.meta["model_config"]
+        assert meta["profile"] == {"kind": "dynamic"}
     assert read_units(random_onnx / "units.txt") == random_loaded.tokenizer.units
 
 

@@ -5,8 +5,11 @@ import onnx
 import pytest
 import torch
 
-from asr.inference.backends.onnxruntime_backend import PART_FILES, OnnxRuntimeBackend, read_onnx_metadata
-from export.quantize import GROUPS, SENSITIVE_GROUPS, group_nodes, quantize_folder, weight_matmuls
+from asr.export.format import PARTS, read_file_metadata
+from asr.export.quantize import GROUPS, SENSITIVE_GROUPS, group_nodes, quantize_folder, weight_matmuls
+from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+PART_FILES = {part: spec.file for part, spec in PARTS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +39,8 @@ def test_only_the_chosen_weight_matmuls_are_quantized(mode, variants, random_onn
         still_float = float_matmuls(folder / name)
         assert still_float & weights == expected_float  # the rest of the weight MatMuls are int8
         assert still_float - weights == float_matmuls(random_onnx / name) - weights  # attention scores stay float
-        meta = read_onnx_metadata(folder / name)
-        assert meta["tokenizer"] == read_onnx_metadata(random_onnx / name)["tokenizer"]
+        meta = read_file_metadata(folder / name)
+        assert meta["tokenizer"] == read_file_metadata(random_onnx / name)["tokenizer"]
         assert meta["quantization"].startswith("int8")
     assert (folder / "units.txt").read_bytes() == (random_onnx / "units.txt").read_bytes()
 

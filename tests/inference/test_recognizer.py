@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from asr.decoding.ctc_prefix_beam import ctc_prefix_beam_search_batch
-from asr.inference import recognizer as recognizer_module
+from asr.inference import modes as modes_module
 from asr.inference.backends import TorchBackend, UnsupportedOperation
-from asr.inference.recognizer import NO_LM_MODES as MODES, Recognizer
+from asr.inference.modes import MODES
+from asr.inference.recognizer import Recognizer
 from tests.inference.conftest import pad
 
 
@@ -32,7 +33,7 @@ def test_batched_equals_one_at_a_time_for_every_mode(loaded, dataset, monkeypatc
     backend = CountingBackend(loaded.model)
     rec = make_recognizer(loaded, backend, beam=3, nbest=3)
     nbest_calls = []
-    monkeypatch.setattr(recognizer_module, "ctc_prefix_beam_search_batch",
+    monkeypatch.setattr(modes_module, "ctc_prefix_beam_search_batch",
                         lambda *a, **k: nbest_calls.append(1) or ctc_prefix_beam_search_batch(*a, **k))
 
     batched = rec.decode_ids(*pad(feats), list(MODES))
@@ -99,3 +100,21 @@ def test_a_backend_without_decoder_step_serves_the_other_modes(loaded, dataset):
     assert rec.decode_ids(feats, feats_lens, other_modes) == full
     with pytest.raises(UnsupportedOperation, match="NoStepBackend"):
         rec.decode_ids(feats, feats_lens, ["attention"])
+
+
+def test_two_recognizers_with_different_mode_tables_do_not_see_each_others_modes(loaded, dataset):
+    from asr.inference.modes import Mode
+
+    feats, feats_lens = pad([dataset[i]["feats"][:80] for i in range(2)])
+    reversed_greedy = Mode(lambda rec, enc: [h[::-1] for h in MODES["ctc_greedy_search"].search(rec, enc)])
+    plain = make_recognizer(loaded)
+    extended = make_recognizer(loaded, modes={**MODES, "reversed_greedy": reversed_greedy})
+    only_greedy = make_recognizer(loaded, modes={"ctc_greedy_search": MODES["ctc_greedy_search"]})
+    greedy = plain.decode_ids(feats, feats_lens, ["ctc_greedy_search"])["ctc_greedy_search"]
+    assert extended.decode_ids(feats, feats_lens, ["reversed_greedy"])["reversed_greedy"] == [h[::-1] for h in greedy]
+    for rec, missing in ((plain, "reversed_greedy"), (only_greedy, "attention_rescoring"),
+                         (only_greedy, "reversed_greedy")):
+        with pytest.raises(ValueError, match=f"'{missing}'"):
+            rec.decode_ids(feats, feats_lens, [missing])
+    assert "reversed_greedy" not in MODES and only_greedy.decode_ids(feats, feats_lens, ["ctc_greedy_search"]) == {
+        "ctc_greedy_search": greedy}

@@ -1,11 +1,14 @@
-"""The LM decoding modes, on a stand-in recognizer (no network): compared with the modes without LM."""
-from types import SimpleNamespace
+"""The LM decoding modes, on a recognizer with a stand-in backend (no network): compared with the modes without LM."""
 
 import numpy as np
 import pytest
 import torch
 
-from asr.inference.recognizer import MODES, Encoded, check_modes
+from asr.features.cmvn import GlobalCMVN
+from asr.features.fbank import Fbank
+from asr.inference.lm_modes import LM_MODES, fused_nbest, load_lm, tlg_nbest
+from asr.inference.modes import MODES, Encoded
+from asr.inference.recognizer import Recognizer
 from asr.lm.arpa import write_arpa
 from asr.lm.estimate import estimate_arpa
 from asr.tokenizer.base import wrap_units
@@ -30,19 +33,6 @@ class FakeBackend:
         return torch.tensor(out)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def lm_modes():
-    """Import the LM modes (which registers them into MODES) and take them out again afterwards,
-    so that tests elsewhere see the table without them (their import is a side effect)."""
-    saved = dict(MODES)
-    from asr.inference import lm_modes as module
-
-    MODES.update(module.LM_MODES)
-    yield module
-    MODES.clear()
-    MODES.update(saved)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tok = CharTokenizer(wrap_units(sorted(CHARS)))
@@ -52,41 +42,43 @@ def setup(tmp_path_factory):
     lens = np.array([12, 9, 0])
     lp = np.stack([random_log_probs(rng, 12, len(tok), scale=2.0) for _ in lens])  # (B, T, V)
     enc_out = torch.zeros(len(lens), 12, 4)
-    rec = SimpleNamespace(tokenizer=tok, beam=6, nbest=4, blank_skip_threshold=None, ctc_weight=0.5,
-                          backend=FakeBackend(tok.encode("北京天气")))
-    return rec, arpa, lambda: Encoded(enc_out, torch.from_numpy(lens), lp)
+    def recognizer(**lm_settings) -> Recognizer:
+        lm, graph = load_lm(tok, **lm_settings)
+        return Recognizer(FakeBackend(tok.encode("北京天气")), tok, Fbank(), GlobalCMVN(torch.zeros(80), torch.ones(80), 1),
+                          beam=6, nbest=4, ctc_weight=0.5, modes={**MODES, **LM_MODES}, lm=lm, graph=graph)
+
+    return recognizer, arpa, lambda: Encoded(enc_out, torch.from_numpy(lens), lp)
 
 
-def test_modes_are_registered(lm_modes):
-    check_modes(["ctc_prefix_beam_search_lm", "attention_rescoring_lm", "tlg", "tlg_attention_rescoring"])
-
-
-def test_a_mode_without_its_lm_names_the_setting(lm_modes, setup):
-    rec, _, encoded = setup
-    lm_modes.configure_lm(rec)
-    with pytest.raises(ValueError, match="lm.path"):
-        MODES["ctc_prefix_beam_search_lm"](rec, encoded())
-    with pytest.raises(ValueError, match="lm.tlg_dir"):
-        MODES["tlg"](rec, encoded())
+def test_a_mode_without_its_lm_names_the_setting(setup):
+    recognizer, _, _ = setup
+    rec = recognizer()
+    with pytest.raises(ValueError, match=r"lm\.path"):
+        rec.check_modes(["ctc_prefix_beam_search_lm"])
+    with pytest.raises(ValueError, match=r"lm\.tlg_dir"):
+        rec.check_modes(["tlg_attention_rescoring"])
+    rec.check_modes(list(MODES))
     with pytest.raises(ValueError, match="unknown LM setting"):
-        lm_modes.configure_lm(rec, pth="x")
+        load_lm(rec.tokenizer, pth="x")
 
 
-def test_weight_zero_modes_equal_the_modes_without_lm(lm_modes, setup):
-    rec, arpa, encoded = setup
-    lm_modes.configure_lm(rec, path=str(arpa), weight=0.0, end_of_sentence=False, backend="python")
+def test_weight_zero_modes_equal_the_modes_without_lm(setup):
+    recognizer, arpa, encoded = setup
+    rec = recognizer(path=str(arpa), weight=0.0, end_of_sentence=False, backend="python")
     enc = encoded()
-    assert MODES["ctc_prefix_beam_search_lm"](rec, enc) == MODES["ctc_prefix_beam_search"](rec, enc)
-    assert MODES["attention_rescoring_lm"](rec, enc) == MODES["attention_rescoring"](rec, enc)
+    for lm_mode, mode in (("ctc_prefix_beam_search_lm", "ctc_prefix_beam_search"),
+                          ("attention_rescoring_lm", "attention_rescoring")):
+        assert LM_MODES[lm_mode].search(rec, enc) == MODES[mode].search(rec, enc)
 
 
-def test_fused_nbest_is_the_search_with_the_scorer_plus_the_end_term(lm_modes, setup):
+def test_fused_nbest_is_the_search_with_the_scorer_plus_the_end_term(setup):
     from asr.decoding.ctc_prefix_beam import ctc_prefix_beam_search
 
-    rec, arpa, encoded = setup
-    lm = lm_modes.configure_lm(rec, path=str(arpa), weight=0.8, insertion_bonus=0.3, backend="python")
+    recognizer, arpa, encoded = setup
+    rec = recognizer(path=str(arpa), weight=0.8, insertion_bonus=0.3, backend="python")
+    lm = rec.lm
     enc = encoded()
-    fused = lm_modes.fused_nbest(rec, enc)
+    fused = fused_nbest(rec, enc)
     for b, n in enumerate(enc.lens.tolist()):
         plain = ctc_prefix_beam_search(enc.ctc_log_probs[b, :n], rec.beam, rec.nbest, scorer=lm.scorer)
         expected = sorted(((h, s + lm.scorer.end_score(lm.scorer.replay(h)[1])) for h, s in plain), key=lambda x: -x[1])
@@ -94,18 +86,19 @@ def test_fused_nbest_is_the_search_with_the_scorer_plus_the_end_term(lm_modes, s
         np.testing.assert_allclose([s for _, s in fused[b]], [s for _, s in expected])
 
 
-def test_tlg_modes_agree_with_the_graph_decoder(lm_modes, setup, tmp_path):
+def test_tlg_modes_agree_with_the_graph_decoder(setup, tmp_path):
     pytest.importorskip("kaldi_decoder", reason="pip install kaldifst kaldilm kaldi-decoder")
     from asr.lm.tlg import build_tlg
 
-    rec, arpa, encoded = setup
-    build_tlg(arpa, rec.tokenizer, tmp_path / "graph")
-    lm = lm_modes.configure_lm(rec, tlg_dir=str(tmp_path / "graph"))
+    recognizer, arpa, encoded = setup
+    tok = recognizer().tokenizer
+    build_tlg(arpa, tok, tmp_path / "graph")
+    rec = recognizer(tlg_dir=str(tmp_path / "graph"))
     enc = encoded()
-    best = MODES["tlg"](rec, enc)
+    best = LM_MODES["tlg"].search(rec, enc)
     for b, n in enumerate(enc.lens.tolist()):
-        assert best[b] == list(lm.tlg.best(enc.ctc_log_probs[b, :n])[0])
-    rescored = MODES["tlg_attention_rescoring"](rec, enc)
-    nbests = lm_modes.tlg_nbest(rec, enc)
+        assert best[b] == list(rec.graph.best(enc.ctc_log_probs[b, :n])[0])
+    rescored = LM_MODES["tlg_attention_rescoring"].search(rec, enc)
+    nbests = tlg_nbest(rec, enc)
     for b, nbest in enumerate(nbests):
         assert tuple(rescored[b]) in [h for h, _ in nbest]

@@ -2,8 +2,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from asr.losses.focal import FocalLoss
 from asr.losses.label_smoothing import LabelSmoothingLoss
@@ -44,3 +46,39 @@ def test_full_size_instantiates(model):
     is_conformer = model == "conformer"
     assert isinstance(block.self_attn, RelPositionMultiHeadAttention) == is_conformer
     assert (block.conv is not None) == (block.macaron_ff is not None) == is_conformer
+
+
+# conf/model/tiny.yaml as it was written out in full before it extended conformer.yaml (a fixed specification:
+# the refactoring must not change the model the demo and the tests train).
+TINY_IN_FULL = """
+_target_: asr.model.asr_model.ASRModel
+vocab_size: 37
+ctc_weight: 0.3
+reverse_weight: 0.0
+ctc_focal_gamma: 0.0
+ignore_id: -1
+encoder: {_target_: asr.model.encoder.ConformerEncoder, input_dim: 80, d_model: 144, num_heads: 4, num_blocks: 4,
+  ffn_dim: 576, kernel_size: 15, dropout: 0.1, attn_dropout: 0.0, subsampling: conv2d6, subsampling_channels: 64,
+  pos_enc: rel, use_conv: true, macaron: true, conv_norm: batch, ffn_activation: swish}
+decoder: {_target_: asr.model.decoder.TransformerDecoder, vocab_size: 37, d_model: 144, num_heads: 4, num_blocks: 2,
+  ffn_dim: 576, dropout: 0.1, attn_dropout: 0.0}
+r2l_decoder: null
+ctc: {_target_: asr.model.ctc.CTCHead, vocab_size: 37, d_model: 144}
+att_loss: {_target_: asr.losses.label_smoothing.LabelSmoothingLoss, vocab_size: 37, smoothing: 0.1, ignore_id: -1,
+  normalize: batch}
+"""
+
+
+def test_tiny_states_only_what_differs_from_conformer_and_composes_to_the_same_values():
+    cfg = OmegaConf.to_container(compose_model("tiny", "label_smoothing", 37), resolve=True)
+    assert cfg == yaml.safe_load(TINY_IN_FULL)
+    written = yaml.safe_load((Path(CONF) / "model" / "tiny.yaml").read_text())
+    assert written["defaults"] == ["conformer", "_self_"] and set(written) == {"defaults", "encoder", "decoder"}
+
+
+def test_transformer_is_conformer_without_its_conformer_parts():
+    conformer = OmegaConf.to_container(compose_model("conformer", "label_smoothing", 37), resolve=True)
+    transformer = OmegaConf.to_container(compose_model("transformer", "label_smoothing", 37), resolve=True)
+    differing = {k for k in conformer["encoder"] if conformer["encoder"][k] != transformer["encoder"][k]}
+    assert differing == {"pos_enc", "use_conv", "macaron", "ffn_activation"}
+    assert {**conformer, "encoder": None} == {**transformer, "encoder": None}

@@ -76,3 +76,14 @@ def test_average_tool_makes_a_model_file_that_decodes_like_the_checkpoint(prepar
         torch.testing.assert_close(v, ckpt["state_dict"][f"model.{k}"])
     assert len(loaded.tokenizer) == loaded.model.vocab_size
     assert read_meta(out)["features"]["num_mel_bins"] == 80
+
+
+def test_training_imports_nothing_of_decoding_lms_or_export():
+    code = ("import sys, asr.train; print('\\n'.join(m for m in sys.modules if m == 'export' or m.startswith("
+            "('asr.inference', 'asr.decode', 'asr.lm', 'asr.export', 'asr.evaluate', 'export.'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == []
+    # and the check can fail: the evaluation entry point does import decoding
+    r = subprocess.run([sys.executable, "-c", code.replace("asr.train", "asr.evaluate")], capture_output=True, text=True)
+    assert "asr.decode" in r.stdout.split()

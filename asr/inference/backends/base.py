@@ -20,6 +20,7 @@ class Backend(Protocol):
     """What a backend implements; :class:`asr.inference.backends.torch_backend.TorchBackend` is the reference."""
 
     device: torch.device
+    has_decoder_step: bool  # whether :meth:`decoder_step` works (the ``attention`` mode needs it)
 
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the encoder.

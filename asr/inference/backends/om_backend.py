@@ -1,4 +1,4 @@
-"""The Ascend OM backend: static-shape models (``python -m export --om-profile``) behind the Backend interface.
+"""The Ascend OM backend: static-shape models (``python -m asr.export --om-profile``) behind the Backend interface.
 
 Every call is padded to the profile's fixed shapes and cut into pieces that fit:
 
@@ -17,7 +17,6 @@ check this padding and cutting without an NPU, on the very same static ONNX file
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Protocol
@@ -26,9 +25,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from asr.export.format import PARTS, decoding_parts, read_folder_metadata
 from asr.inference.backends.base import UnsupportedOperation
-from asr.inference.backends.onnxruntime_backend import (PART_FILES, decoding_parts, read_folder_metadata,
-                                                        session_options)
+from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.subsampling import subsampled_length
 
 ACL_SUCCESS = 0
@@ -280,7 +279,7 @@ class OMBackend:
     """Implements :class:`asr.inference.backends.base.Backend` on static-shape models.
 
     Args:
-        model_dir: the static profile's folder (``python -m export --om-profile``): the ``.onnx``
+        model_dir: the static profile's folder (``python -m asr.export --om-profile``): the ``.onnx``
             files (their metadata is read in both runtimes) and, for ``runtime="acl"``, the ``.om``
             files ``build_om.sh`` made from them.
         runtime: ``"acl"`` (NPU through pyACL) or ``"onnxruntime"`` (the same static ONNX files on CPU).
@@ -297,6 +296,7 @@ class OMBackend:
     """
 
     device = torch.device("cpu")
+    has_decoder_step = False
 
     def __init__(self, model_dir: str | os.PathLike, runtime: str = "acl", device_id: int = 0,
                  context: int | None = None, num_threads: int | None = None, acl=None):
@@ -304,9 +304,9 @@ class OMBackend:
             raise ValueError(f"unknown OM runtime {runtime!r}; allowed: {list(RUNTIMES)}")
         self.model_dir = Path(model_dir)
         self.meta = read_folder_metadata(self.model_dir, "static")
-        self.tokenizer, self.fbank, self.cmvn = decoding_parts(self.meta)
-        self.profile = json.loads(self.meta["profile"])
-        self.rate, self.min_input_frames = int(self.meta["subsampling_rate"]), int(self.meta["min_input_frames"])
+        self.tokenizer, self.fbank, self.cmvn = decoding_parts(self.meta, str(self.model_dir / PARTS["encoder"].file))
+        self.profile = self.meta["profile"]  # checked by read_folder_metadata
+        self.rate, self.min_input_frames = self.meta["subsampling_rate"], self.meta["min_input_frames"]
         self.max_input_frames = self.profile["frames"]
         self.context = self.profile["enc_frames"] // 8 if context is None else context
         plan_windows(1, self.profile["enc_frames"], self.context)  # validates it
@@ -319,7 +319,7 @@ class OMBackend:
                     raise ImportError("om backend: the pyACL module `acl` is not importable; install CANN and "
                                       "source its set_env.sh, or use runtime='onnxruntime' to run the static "
                                       "ONNX files on CPU") from None
-            files = {part: self.model_dir / (Path(name).stem + ".om") for part, name in PART_FILES.items()}
+            files = {part: self.model_dir / (Path(spec.file).stem + ".om") for part, spec in PARTS.items()}
             missing = [str(f) for f in files.values() if not f.is_file()]
             if missing:
                 raise FileNotFoundError(f"om backend: {missing} not found; run {self.model_dir}/build_om.sh first")
@@ -332,8 +332,8 @@ class OMBackend:
                 self.close()
                 raise
         else:
-            self.models = {part: OnnxStaticModel(self.model_dir / name, num_threads)
-                           for part, name in PART_FILES.items()}
+            self.models = {part: OnnxStaticModel(self.model_dir / spec.file, num_threads)
+                           for part, spec in PARTS.items()}
 
     def close(self) -> None:
         """Release the models, then the device (pyACL's teardown order)."""
@@ -376,7 +376,7 @@ class OMBackend:
             for i, (b, start, _, keep_start, keep_end) in enumerate(group):
                 enc_out[b, keep_start:keep_end] = out[i, keep_start - start : keep_end - start]
         if enc_out is None:  # no utterance long enough for one encoder frame
-            enc_out = np.zeros((len(enc_lens), 0, int(self.meta["d_model"])), dtype=np.float32)
+            enc_out = np.zeros((len(enc_lens), 0, self.meta["d_model"]), dtype=np.float32)
         return torch.from_numpy(enc_out), torch.tensor(enc_lens, dtype=torch.long)
 
     def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
@@ -385,7 +385,7 @@ class OMBackend:
         b, t, d = x.shape
         width = p["enc_frames"]
         pieces = [(row, start) for row in range(b) for start in range(0, t, width)]
-        log_probs = np.zeros((b, t, int(self.meta["vocab_size"])), dtype=np.float32)
+        log_probs = np.zeros((b, t, self.meta["vocab_size"]), dtype=np.float32)
         for first in range(0, len(pieces), p["batch"]):
             group = pieces[first : first + p["batch"]]
             chunk = np.zeros((p["batch"], width, d), dtype=np.float32)  # (batch, enc_frames, D)

@@ -14,6 +14,8 @@ class TorchBackend:
         device: where the model runs and the outputs live.
     """
 
+    has_decoder_step = True
+
     def __init__(self, model: ASRModel, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()

@@ -5,16 +5,12 @@ Ascend profile and the dynamic CPU files come from one exporter setting. The Tor
 (``dynamo=False``, deprecated but kept in torch 2.11) is used because it writes opset 15 directly;
 the torch.export-based exporter writes opset 18 and up (and needs onnxscript).
 
-A model folder holds ``encoder.onnx``, ``ctc.onnx``, ``decoder.onnx`` and ``units.txt``. Every ONNX
-file carries the whole decoding metadata in its ``metadata_props`` (see :func:`export_metadata`),
-so one file is enough to rebuild the tokenizer, features and CMVN
-(``asr.inference.backends.onnxruntime_backend.read_onnx_metadata``).
+The folder's layout and metadata are :mod:`asr.export.format`'s; this module fills them.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 import warnings
@@ -23,11 +19,11 @@ from pathlib import Path
 import onnx
 import torch
 
-from asr.inference.backends.onnxruntime_backend import EXPORT_FORMAT_VERSION
+from asr.export.format import PARTS, metadata_props
+from asr.export.wrappers import WRAPPERS, explicit_attention
 from asr.model.subsampling import SUBSAMPLING_LAYERS, min_input_length, subsampled_length
 from asr.modelfile import LoadedModel
 from asr.utils.io import atomic_write
-from export.wrappers import PARTS, explicit_attention
 
 OPSET = 15
 # Largest |ONNX - PyTorch| accepted by the parity check (encoder outputs, log-probs, scores). Float32
@@ -45,33 +41,32 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()[:16]
 
 
-def export_metadata(loaded: LoadedModel, model_version: str, profile: dict) -> dict[str, str]:
-    """Everything decoding needs besides the graph, as ONNX ``metadata_props`` (string values).
+def export_metadata(loaded: LoadedModel, model_version: str, profile: dict) -> dict:
+    """Everything decoding needs besides the graph (:data:`asr.export.format.METADATA_KEYS` but ``part``).
 
     Args:
         loaded: the model file's contents.
         model_version: identifies the weights (e.g. :func:`file_digest` of the model file).
-        profile: ``{"kind": "dynamic"}`` or the static profile (see :func:`export.om.static_profile`).
+        profile: ``{"kind": "dynamic"}`` or the static profile (see :func:`asr.export.om.static_profile`).
     """
     model = loaded.model
     subsampling = model.encoder.subsampling.subsampling
     return {
-        "export_format_version": str(EXPORT_FORMAT_VERSION),
         "model_version": model_version,
-        "opset": str(OPSET),
-        "vocab_size": str(model.vocab_size),
-        "blank_id": str(model.ctc.blank_id),
-        "sos_id": str(model.sos_id),
-        "eos_id": str(model.eos_id),
+        "opset": OPSET,
+        "vocab_size": model.vocab_size,
+        "blank_id": model.ctc.blank_id,
+        "sos_id": model.sos_id,
+        "eos_id": model.eos_id,
         "subsampling": subsampling,
-        "subsampling_rate": str(math.prod(stride for _, stride in SUBSAMPLING_LAYERS[subsampling])),
-        "min_input_frames": str(min_input_length(subsampling)),
-        "d_model": str(model.encoder.d_model),
-        "features": json.dumps(loaded.fbank.to_dict()),
-        "cmvn": json.dumps(loaded.cmvn.to_dict()),
-        "tokenizer": json.dumps(loaded.tokenizer.to_dict(), ensure_ascii=False),
-        "model_config": json.dumps(loaded.meta["model_config"], ensure_ascii=False),
-        "profile": json.dumps(profile),
+        "subsampling_rate": math.prod(stride for _, stride in SUBSAMPLING_LAYERS[subsampling]),
+        "min_input_frames": min_input_length(subsampling),
+        "d_model": model.encoder.d_model,
+        "features": loaded.fbank.to_dict(),
+        "cmvn": loaded.cmvn.to_dict(),
+        "tokenizer": loaded.tokenizer.to_dict(),
+        "model_config": loaded.meta["model_config"],
+        "profile": profile,
     }
 
 
@@ -111,7 +106,7 @@ def example_inputs(part: str, shapes: dict[str, int], dims: dict[str, int], seed
     return torch.randn(n, t, dims["D"], generator=g), lens(n, t, 1), hyps, lens(n, length, 0)
 
 
-def export_part(loaded: LoadedModel, part: str, path: str | os.PathLike, metadata: dict[str, str],
+def export_part(loaded: LoadedModel, part: str, path: str | os.PathLike, metadata: dict,
                 static_shapes: dict[str, int] | None = None) -> Path:
     """Export one part to ``path`` (written atomically) with ``metadata`` in its ``metadata_props``.
 
@@ -119,7 +114,7 @@ def export_part(loaded: LoadedModel, part: str, path: str | os.PathLike, metadat
         loaded: the model file's contents (model in eval mode).
         part: a key of ``PARTS``.
         path: output file.
-        metadata: string key/values stored in the file.
+        metadata: :func:`export_metadata` (``part`` is added).
         static_shapes: None for dynamic axes; else the fixed sizes by axis name (static profile).
     """
     spec = PARTS[part]
@@ -131,16 +126,16 @@ def export_part(loaded: LoadedModel, part: str, path: str | os.PathLike, metadat
         # become constants; the legacy exporter's deprecation notices; attention dropout with p=0
         # exported as a training-mode Dropout (an identity).
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx|export\.onnx")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx|asr\.export\.onnx")
         warnings.filterwarnings("ignore", message="Constant folding")
         warnings.filterwarnings("ignore", message="ONNX export mode is set to TrainingMode.EVAL")
         torch.onnx.export(
-            spec.module(loaded.model).eval(), args, buffer, input_names=list(spec.inputs),
+            WRAPPERS[part](loaded.model).eval(), args, buffer, input_names=list(spec.inputs),
             output_names=list(spec.outputs), dynamic_axes=None if static_shapes else spec.dynamic_axes,
             opset_version=OPSET, do_constant_folding=True, dynamo=False,
         )
     proto = onnx.load_from_string(buffer.getvalue())
-    onnx.helper.set_model_props(proto, {**metadata, "part": part})
+    onnx.helper.set_model_props(proto, metadata_props({**metadata, "part": part}))
     onnx.checker.check_model(proto)
     with atomic_write(path, "wb") as f:
         f.write(proto.SerializeToString())
@@ -155,7 +150,7 @@ def export_folder(loaded: LoadedModel, out_dir: str | os.PathLike, model_version
         loaded: the model file's contents.
         out_dir: output folder (created).
         model_version: stored in every file's metadata.
-        profile: None for dynamic axes, else a static profile (:func:`export.om.static_profile`) whose
+        profile: None for dynamic axes, else a static profile (:func:`asr.export.om.static_profile`) whose
             ``shapes`` give each part's fixed sizes.
 
     Returns:
@@ -202,7 +197,7 @@ def parity(loaded: LoadedModel, sessions: dict, cases: list[dict[str, int]]) -> 
             spec = PARTS[part]
             args = example_inputs(part, shapes, model_dims(loaded), seed=100 + i)
             with torch.no_grad():
-                ref = spec.module(loaded.model)(*args)
+                ref = WRAPPERS[part](loaded.model)(*args)
             ref = ref if isinstance(ref, tuple) else (ref,)
             got = sess.run(list(spec.outputs), {name: a.numpy() for name, a in zip(spec.inputs, args)})
             for r, o in zip(ref, got):

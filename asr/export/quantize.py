@@ -25,7 +25,7 @@ import onnx
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from asr.inference.backends.onnxruntime_backend import PART_FILES
+from asr.export.format import PARTS
 from asr.utils.io import atomic_write
 
 MODES = ("int8", "mixed")
@@ -97,7 +97,7 @@ def quantize_folder(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, mode
         raise ValueError(f"unknown quantisation mode {mode!r}; allowed: {list(MODES)}")
     keep_float = SENSITIVE_GROUPS if mode == "mixed" else ()
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    kept = {part: quantize_file(src_dir / name, dst_dir / name, keep_float) for part, name in PART_FILES.items()}
+    kept = {part: quantize_file(src_dir / spec.file, dst_dir / spec.file, keep_float) for part, spec in PARTS.items()}
     with atomic_write(dst_dir / "units.txt", "wb") as f:
         f.write((src_dir / "units.txt").read_bytes())
     return kept

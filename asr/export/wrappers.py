@@ -1,24 +1,14 @@
-"""The three exported parts of an ``ASRModel``, each with a fixed signature shared by every backend.
-
-The model is cut at the same places for ONNX Runtime, the static Ascend profile and PyTorch:
-
-* encoder: ``feats (B, T, 80) float32, feats_lens (B,) int64 -> enc_out (B, T', D), enc_lens (B,) int64``
-  (features already CMVN-normalised; CMVN travels as metadata);
-* CTC head: ``enc_out (B, T', D) -> log_probs (B, T', V)``;
-* decoder scoring: ``enc_out (N, T', D), enc_lens (N,), hyps (N, L) int64, hyps_lens (N,) -> scores (N,)``.
-
-``PARTS`` names each part's file, inputs, outputs and dynamic axes; exporters and loaders read it.
+"""The modules that compute each exported part of an ``ASRModel`` (:data:`asr.export.format.PARTS` gives
+their files and signatures, shared by every backend): ``WRAPPERS[part](model)`` is what gets exported.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 from torch import nn
 
-from asr.inference.backends.onnxruntime_backend import PART_FILES
 from asr.model.asr_model import ASRModel
 from asr.model.attention import MultiHeadAttention
 
@@ -82,29 +72,4 @@ class DecoderPart(nn.Module):
         return self.model.decoder_scores(enc_out, enc_lens, hyps, hyps_lens)
 
 
-@dataclass(frozen=True)
-class Part:
-    """One exported part: its module class, file name, input/output names and dynamic axes."""
-
-    module: type[nn.Module]
-    file: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    dynamic_axes: dict[str, dict[int, str]]
-
-
-PARTS: dict[str, Part] = {
-    "encoder": Part(
-        EncoderPart, PART_FILES["encoder"], ("feats", "feats_lens"), ("enc_out", "enc_lens"),
-        {"feats": {0: "B", 1: "T"}, "feats_lens": {0: "B"}, "enc_out": {0: "B", 1: "T'"}, "enc_lens": {0: "B"}},
-    ),
-    "ctc": Part(
-        CTCPart, PART_FILES["ctc"], ("enc_out",), ("log_probs",),
-        {"enc_out": {0: "B", 1: "T'"}, "log_probs": {0: "B", 1: "T'"}},
-    ),
-    "decoder": Part(
-        DecoderPart, PART_FILES["decoder"], ("enc_out", "enc_lens", "hyps", "hyps_lens"), ("scores",),
-        {"enc_out": {0: "N", 1: "T'"}, "enc_lens": {0: "N"}, "hyps": {0: "N", 1: "L"}, "hyps_lens": {0: "N"},
-         "scores": {0: "N"}},
-    ),
-}
+WRAPPERS: dict[str, type[nn.Module]] = {"encoder": EncoderPart, "ctc": CTCPart, "decoder": DecoderPart}

@@ -1,6 +1,6 @@
-"""``python -m export``: model file -> ONNX folder(s), checked against PyTorch.
+"""``python -m asr.export``: model file -> ONNX folder(s), checked against PyTorch.
 
-    python -m export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed] [--om-profile]
+    python -m asr.export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed] [--om-profile]
 
 Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), ``OUT/int8/`` and
 ``OUT/mixed/`` (quantised), ``OUT/om/`` (static profile + build_om.sh) and ``OUT/export_report.json``.
@@ -17,14 +17,14 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from asr.export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
+from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, file_digest, model_dims, parity, \
+    random_cases
+from asr.export.quantize import MODES, quantize_folder
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from asr.modelfile import load_model_file
 from asr.utils.io import atomic_write
-from export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
-from export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, file_digest, model_dims, parity, \
-    random_cases
-from export.quantize import MODES, quantize_folder
 
 
 def folder_size(path: Path) -> int:
@@ -55,7 +55,7 @@ def compare(reference, other, cases: list[dict[str, int]], dims: dict[str, int])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m asr.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model file (model.safetensors)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--quantize", nargs="*", default=[], choices=MODES, help="quantised variants to write")

@@ -22,11 +22,11 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from asr.export.format import PARTS
+from asr.export.onnx import OPSET, export_folder
 from asr.model.subsampling import subsampled_length
 from asr.modelfile import LoadedModel
 from asr.utils.io import atomic_write
-from export.onnx import OPSET, export_folder
-from export.wrappers import PARTS
 
 DEFAULT_FRAMES = 1001
 # Ops whose output shape depends on data, or that only a dynamic graph needs (a folded static graph has none).
@@ -181,7 +181,7 @@ def write_atc_script(out_dir: str | os.PathLike, soc_version: str = "Ascend310P3
     out_dir = Path(out_dir)
     lines = [
         "#!/usr/bin/env bash",
-        "# Build the Ascend OM files of this static profile with CANN's ATC (written by `python -m export`).",
+        "# Build the Ascend OM files of this static profile with CANN's ATC (written by `python -m asr.export`).",
         "# Usage: bash build_om.sh [SOC_VERSION] [PRECISION_MODE]",
         "set -euo pipefail",
         'cd "$(dirname "$0")"',

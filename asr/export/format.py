@@ -1,0 +1,215 @@
+"""The exported model folder: its part files, their signatures, the format version and the metadata.
+
+The one module that knows the on-disk format of ``python -m asr.export``; the exporter writes through it and
+every backend (ONNX Runtime, Ascend OM) reads through it.
+
+A folder holds ``encoder.onnx``, ``ctc.onnx``, ``decoder.onnx`` (the :data:`PARTS`) and ``units.txt``. Every
+ONNX file carries the whole decoding metadata in its ``metadata_props`` (string values, see
+:data:`METADATA_KEYS`), so one file is enough to rebuild the tokenizer, features and CMVN. A static (Ascend)
+profile is the same layout with fixed shapes, its ``profile`` metadata says which.
+
+Metadata is data: :func:`read_file_metadata` parses it, checks every key and type, and never instantiates
+anything (the stored ``model_config`` is only checked against the model registry, see
+:mod:`asr.model.registry`); a problem is a ``ValueError`` naming the file and the key.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.features.cmvn import GlobalCMVN
+from asr.features.fbank import Fbank
+from asr.tokenizer import Tokenizer, tokenizer_from_dict
+from asr.utils.untrusted import parse_json
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One exported part: file name, input and output names (in graph order) and dynamic axes."""
+
+    file: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+
+
+# The model is cut at the same places for every runtime:
+#   encoder: feats (B, T, F) float32, feats_lens (B,) int64 -> enc_out (B, T', D), enc_lens (B,) int64
+#            (features already CMVN-normalised; CMVN travels as metadata)
+#   ctc:     enc_out (B, T', D) -> log_probs (B, T', V)
+#   decoder: enc_out (N, T', D), enc_lens (N,), hyps (N, L) int64, hyps_lens (N,) -> scores (N,),
+#            log P(hyp + <eos>) with <sos> prepended inside (hyps hold neither)
+PARTS: dict[str, PartSpec] = {
+    "encoder": PartSpec(
+        "encoder.onnx", ("feats", "feats_lens"), ("enc_out", "enc_lens"),
+        {"feats": {0: "B", 1: "T"}, "feats_lens": {0: "B"}, "enc_out": {0: "B", 1: "T'"}, "enc_lens": {0: "B"}},
+    ),
+    "ctc": PartSpec(
+        "ctc.onnx", ("enc_out",), ("log_probs",),
+        {"enc_out": {0: "B", 1: "T'"}, "log_probs": {0: "B", 1: "T'"}},
+    ),
+    "decoder": PartSpec(
+        "decoder.onnx", ("enc_out", "enc_lens", "hyps", "hyps_lens"), ("scores",),
+        {"enc_out": {0: "N", 1: "T'"}, "enc_lens": {0: "N"}, "hyps": {0: "N", 1: "L"}, "hyps_lens": {0: "N"},
+         "scores": {0: "N"}},
+    ),
+}
+
+# key -> (kind, meaning). kinds: int, str, json (a JSON document).
+METADATA_KEYS: dict[str, tuple[str, str]] = {
+    "export_format_version": ("int", "this module's FORMAT_VERSION"),
+    "model_version": ("str", "identifies the weights (digest of the model file)"),
+    "part": ("str", "which of PARTS the file is"),
+    "opset": ("int", "ONNX opset"),
+    "vocab_size": ("int", "output units V"),
+    "blank_id": ("int", "CTC blank"),
+    "sos_id": ("int", "start symbol the decoder prepends"),
+    "eos_id": ("int", "end symbol the decoder scores last"),
+    "subsampling": ("str", "subsampling name (asr.model.subsampling)"),
+    "subsampling_rate": ("int", "input frames per encoder frame"),
+    "min_input_frames": ("int", "shortest input giving one encoder frame"),
+    "d_model": ("int", "encoder dimension D"),
+    "features": ("json", "fbank settings (asr.features.fbank.Fbank)"),
+    "cmvn": ("json", "global CMVN statistics"),
+    "tokenizer": ("json", "the units (asr.tokenizer)"),
+    "model_config": ("json", "the architecture, as in the model file (checked, never built here)"),
+    "profile": ("json", '{"kind": "dynamic"} or the static profile (asr.export.om.static_profile)'),
+}
+OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
+    "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
+}
+PROFILE_KINDS = ("dynamic", "static")
+
+
+def metadata_props(values: dict) -> dict[str, str]:
+    """The ``metadata_props`` of one exported file: every key of :data:`METADATA_KEYS` as a string.
+
+    Args:
+        values: every key but ``export_format_version``; ``json`` kinds as Python values, the others as
+            ints or strings.
+
+    Raises:
+        ValueError: a key missing or unknown.
+    """
+    values = {"export_format_version": FORMAT_VERSION, **values}
+    if missing := sorted(set(METADATA_KEYS) - set(values)):
+        raise ValueError(f"export metadata lacks {missing}")
+    if unknown := sorted(set(values) - set(METADATA_KEYS)):
+        raise ValueError(f"export metadata has unknown keys {unknown}")
+    return {key: json.dumps(v, ensure_ascii=False) if METADATA_KEYS[key][0] == "json" else str(v)
+            for key, v in values.items()}
+
+
+def parse_metadata(props: dict[str, str], where: str) -> dict:
+    """Check and parse raw ``metadata_props``: ints as ints, JSON documents as data.
+
+    Args:
+        props: key -> string, as stored.
+        where: the file, for messages.
+
+    Returns:
+        key -> value (``json`` kinds parsed; keys this version does not know are left out).
+
+    Raises:
+        ValueError: naming ``where`` and the key: a wrong version, a missing key, a value of the wrong kind.
+    """
+    version = props.get("export_format_version")
+    if version != str(FORMAT_VERSION):
+        raise ValueError(f"{where}: export format version {version!r}, this code reads {FORMAT_VERSION} "
+                         "(re-export it with `python -m asr.export`)")
+    out = {}
+    for key, (kind, _) in {**METADATA_KEYS, **OPTIONAL_METADATA_KEYS}.items():
+        if key not in props:
+            if key in OPTIONAL_METADATA_KEYS:
+                continue
+            raise ValueError(f"{where}: metadata key {key!r} is missing")
+        raw = props[key]
+        if kind == "int":
+            if not raw.lstrip("-").isdigit():
+                raise ValueError(f"{where}: metadata key {key!r} must be an integer, got {raw[:40]!r}")
+            out[key] = int(raw)
+        elif kind == "json":
+            out[key] = parse_json(raw, f"{where}: metadata key {key!r}")
+        else:
+            out[key] = raw
+    if out["part"] not in PARTS:
+        raise ValueError(f"{where}: metadata key 'part' is {out['part']!r}, expected one of {list(PARTS)}")
+    from asr.model.subsampling import SUBSAMPLING_LAYERS  # noqa: PLC0415
+
+    if out["subsampling"] not in SUBSAMPLING_LAYERS:
+        raise ValueError(f"{where}: metadata key 'subsampling' is {out['subsampling']!r}, expected one of "
+                         f"{sorted(SUBSAMPLING_LAYERS)}")
+    profile = out["profile"]
+    if not isinstance(profile, dict) or profile.get("kind") not in PROFILE_KINDS:
+        raise ValueError(f"{where}: metadata key 'profile' must be an object with kind in {list(PROFILE_KINDS)}")
+    if profile["kind"] == "static":
+        check_static_profile(profile, f"{where}: metadata key 'profile'")
+    from asr.model.registry import check_model_config  # noqa: PLC0415 (the registry imports the model classes)
+
+    check_model_config(out["model_config"], f"{where}: metadata key 'model_config'")
+    return out
+
+
+STATIC_PROFILE_SIZES = ("frames", "batch", "enc_frames", "num_hyps", "max_tokens")
+
+
+def check_static_profile(profile: dict, where: str) -> dict:
+    """Check a static profile's sizes (positive integers) and per-part shapes; return it."""
+    for key in STATIC_PROFILE_SIZES:
+        value = profile.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+    shapes = profile.get("shapes")
+    if not isinstance(shapes, dict) or set(shapes) != set(PARTS) or not all(
+            isinstance(v, dict) and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in v.values())
+            for v in shapes.values()):
+        raise ValueError(f"{where}: 'shapes' must give positive sizes for each of {list(PARTS)}")
+    return profile
+
+
+def read_file_metadata(path: str | os.PathLike) -> dict:
+    """The checked metadata of one exported ONNX file (see :func:`parse_metadata`)."""
+    import onnx  # noqa: PLC0415 (only readers of ONNX files need it)
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such ONNX file (export one with `python -m asr.export`)")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends: name the file, whatever it was
+        raise ValueError(f"{path}: not an ONNX file ({type(e).__name__})") from None
+    return parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+
+
+def read_folder_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
+    """Metadata of a model folder, checking its files are the parts of one export of profile ``kind``.
+
+    Args:
+        model_dir: folder with the files of :data:`PARTS`.
+        kind: ``"dynamic"`` or ``"static"``.
+
+    Returns:
+        The encoder file's metadata.
+    """
+    metas = {part: read_file_metadata(Path(model_dir) / spec.file) for part, spec in PARTS.items()}
+    for part, meta in metas.items():
+        if meta["part"] != part:
+            raise ValueError(f"{Path(model_dir) / PARTS[part].file}: holds the {meta['part']} part")
+    versions = {part: m["model_version"] for part, m in metas.items()}
+    if len(set(versions.values())) != 1:
+        raise ValueError(f"{model_dir}: files come from different models {versions}; re-export the folder")
+    found = metas["encoder"]["profile"]["kind"]
+    if found != kind:
+        hint = "use the om backend (runtime onnxruntime)" if found == "static" else "export a static profile"
+        raise ValueError(f"{model_dir}: holds a {found}-shape export, a {kind} one is needed ({hint})")
+    return metas["encoder"]
+
+
+def decoding_parts(meta: dict, where: str) -> tuple[Tokenizer, Fbank, GlobalCMVN]:
+    """Tokenizer, feature extractor and CMVN from parsed metadata; ValueError naming ``where`` and the key."""
+    return (tokenizer_from_dict(meta["tokenizer"], f"{where}: metadata key 'tokenizer'"),
+            Fbank.from_dict(meta["features"], f"{where}: metadata key 'features'"),
+            GlobalCMVN.from_dict(meta["cmvn"], f"{where}: metadata key 'cmvn'"))

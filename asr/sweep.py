@@ -1,0 +1,45 @@
+"""One ablation-sweep job: train, then evaluate, in one process (the sweep's top level composes the two).
+
+Usage:
+    python -m asr.sweep -m +ablation=focal data_dir=recipes/aishell/data/demo
+    bash recipes/aishell/run_ablation.sh focal       # the same on the demo data, then the table and plots
+
+Each job trains (:func:`asr.train.fit`) and evaluates (:func:`asr.evaluate.evaluate_run`, settings
+``cfg.evaluate``, which ``conf/ablation/base.yaml`` mounts). A job whose ``metrics.json`` says ``ok`` is skipped,
+so rerunning an interrupted sweep redoes only what is missing; a job that fails leaves ``metrics.json`` with the
+error (:func:`asr.evaluate.recorded`). Returns the dev CER of the first evaluation mode: the value a Hydra
+sweeper (e.g. Optuna) minimises.
+"""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from asr.evaluate import evaluate_run, finished, read_metrics, recorded, METRICS_FILE
+from asr.train import fit
+
+
+def dev_cer(record: dict, modes: list[str]) -> float | None:
+    return record.get("cer", {}).get("dev", {}).get(modes[0])
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    if cfg.get("evaluate") is None:
+        raise SystemExit("asr.sweep: no evaluation settings (cfg.evaluate): +ablation=NAME mounts them, "
+                         "or add +evaluate=default")
+    modes = list(cfg.evaluate.modes)
+    if finished(cfg.exp_dir):
+        return dev_cer(read_metrics(f"{cfg.exp_dir}/{METRICS_FILE}"), modes)
+    with recorded(cfg.exp_dir, cfg):
+        _, trainer = fit(cfg)
+        if not trainer.is_global_zero:
+            return None
+        if trainer.interrupted:
+            raise KeyboardInterrupt("training was interrupted")
+        record = evaluate_run(cfg.exp_dir, cfg.evaluate, cfg)
+    return dev_cer(record, modes)
+
+
+if __name__ == "__main__":
+    main()

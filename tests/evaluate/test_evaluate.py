@@ -1,0 +1,64 @@
+"""asr/evaluate.py: what a finished run is, a failure's metrics.json, and evaluation against plain decoding."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from asr import evaluate
+from asr.average import read_checkpoint
+from conftest import TINY_STEPS
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"status": "ok"}, True), ({"status": "failed", "error": "x"}, False), ({"status": "interrupted"}, False),
+    (None, False), ("not json", False)])
+def test_only_a_run_with_status_ok_is_skipped(tmp_path, capsys, content, expected):
+    if content is not None:
+        (tmp_path / "metrics.json").write_text(content if isinstance(content, str) else json.dumps(content))
+    assert evaluate.finished(tmp_path) is expected
+    assert ("skipping" in capsys.readouterr().out) is expected
+
+
+def test_a_failure_is_recorded_with_its_error_and_raised_again(tmp_path):
+    exp = tmp_path / "arm" / "seed3"
+    exp.mkdir(parents=True)
+    cfg = OmegaConf.create({"exp_dir": str(exp), "seed": 3, "ablation": {"name": "posenc", "arm": "${oc.env:NOPE}"}})
+    with pytest.raises(ValueError, match="bad manifest"), evaluate.recorded(exp, cfg):
+        raise ValueError("bad manifest data/x.jsonl")
+    m = json.loads((exp / "metrics.json").read_text())
+    assert m["status"] == "failed" and m["error"] == "ValueError: bad manifest data/x.jsonl"
+    # an interpolation that cannot be resolved outside the run falls back to the folder's name
+    assert m["arm"] == "arm" and m["seed"] == 3 and m["name"] == "posenc"
+    assert "Traceback" in m["traceback"] and m["steps"] is None
+    assert not evaluate.finished(exp)
+
+
+def test_evaluation_records_what_decoding_and_the_checkpoint_say(tiny_run, tmp_path):
+    exp = tmp_path / "run"
+    shutil.copytree(tiny_run, exp)
+    modes = ["ctc_greedy_search", "attention_rescoring"]
+    r = subprocess.run([sys.executable, "-m", "asr.evaluate", f"exp_dir={exp}", f"evaluate.modes=[{','.join(modes)}]",
+                        "evaluate.threads=1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    m = json.loads((exp / "metrics.json").read_text())
+    cfg = OmegaConf.load(exp / ".hydra" / "config.yaml")
+    assert m["status"] == "ok" and m["config"] == ".hydra/config.yaml" and m["seed"] == cfg.seed
+    # the CERs are those a plain decode of the averaged model file gives
+    for split in ("dev", "test"):
+        out = tmp_path / "decode" / split
+        d = subprocess.run([sys.executable, "-m", "asr.decode", f"model={exp / 'model.safetensors'}",
+                            f"manifest={cfg.data_dir}/{split}.jsonl", f"out_dir={out}", f"modes=[{','.join(modes)}]", "progress=false", "threads=1"],
+                           capture_output=True, text=True)
+        assert d.returncode == 0, d.stderr[-3000:]
+        for mode in modes:
+            assert m["cer"][split][mode] == json.loads((out / mode / "summary.json").read_text())["cer"]
+    # steps and time come from the last checkpoint (Lightning's Timer), throughput from the ThroughputMonitor's log
+    last = read_checkpoint(exp / "checkpoints" / "last.ckpt")
+    assert m["steps"] == last["global_step"] == TINY_STEPS
+    assert 0 < m["train_seconds"] and m["audio_seconds_per_second"] > 0
+    assert [a["step"] for a in m["averaged"]] == [TINY_STEPS]
