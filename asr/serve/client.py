@@ -10,6 +10,8 @@ the model answered it in its ``error`` output.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from asr.inference.long_audio import Segment, Transcript
@@ -58,9 +60,8 @@ class OfflineClient:
         error = result.as_numpy("error").reshape(-1)[0].decode()
         if error:
             raise RequestError(error)
-        starts, ends = result.as_numpy("seg_start").reshape(-1), result.as_numpy("seg_end").reshape(-1)
-        texts = [t.decode() for t in result.as_numpy("seg_text").reshape(-1)]
-        return Transcript([Segment(float(s), float(e), t) for s, e, t in zip(starts, ends, texts)])
+        rows = json.loads(result.as_numpy("segments").reshape(-1)[0].decode())
+        return Transcript([Segment(row["start"], row["end"], row["text"]) for row in rows])
 
     def close(self) -> None:
         self.client.close()

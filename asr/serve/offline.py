@@ -6,9 +6,7 @@ One request is one recording (16 kHz mono float samples). Triton's dynamic batch
     inputs   wav          FP32  [-1]  samples in [-1, 1]
              sample_rate  INT32 [1]   what the client has; the server does not resample
     outputs  text         BYTES [1]   UTF-8, the segments' texts joined as asr-transcribe joins them
-             seg_start    FP64  [-1]  seconds, one per segment with text
-             seg_end      FP64  [-1]
-             seg_text     BYTES [-1]
+             segments     BYTES [1]   JSON: [{"start": s, "end": s, "text": ...}, ...] (seconds; as asr-transcribe --json)
              error        BYTES [1]   empty, or why this request was not recognised (its text is then empty)
 
 A bad request (empty, another sample rate, longer than ``max_seconds``, non-finite samples) is answered in its
@@ -17,6 +15,7 @@ one request of it. Triton itself refuses, per request, a request whose tensors h
 """
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import traceback
@@ -44,21 +43,24 @@ class TensorSpec:
 
 
 INPUTS = (TensorSpec("wav", np.float32, (-1,)), TensorSpec("sample_rate", np.int32, (1,)))
-OUTPUTS = (TensorSpec("text", np.bytes_, (1,)), TensorSpec("seg_start", np.float64, (-1,)),
-           TensorSpec("seg_end", np.float64, (-1,)), TensorSpec("seg_text", np.bytes_, (-1,)),
+OUTPUTS = (TensorSpec("text", np.bytes_, (1,)), TensorSpec("segments", np.bytes_, (1,)),
            TensorSpec("error", np.bytes_, (1,)))
 RAGGED_INPUTS = ("wav",)
 
 
 def response(transcript: Transcript | None = None, error: str = "") -> dict[str, np.ndarray]:
-    """The output tensors of one request, each with Triton's batch dimension of 1."""
+    """The output tensors of one request, each with Triton's batch dimension of 1.
+
+    Text is UTF-8 in NumPy ``bytes_`` arrays (UTF-8 text holds no NUL, which ``bytes_`` would drop). Every tensor
+    has one item: PyTriton 0.7 cannot send a zero-size tensor (its shared-memory store fails, and with it the whole
+    batch), so the segments, of which there may be none, travel as one JSON document.
+    """
     segments = transcript.segments if transcript is not None else []
+    rows = [{"start": s.start, "end": s.end, "text": s.text} for s in segments]
     return {
-        "text": np.array([[(transcript.text if transcript is not None else "").encode()]], dtype=object),
-        "seg_start": np.array([[s.start for s in segments]], dtype=np.float64).reshape(1, -1),
-        "seg_end": np.array([[s.end for s in segments]], dtype=np.float64).reshape(1, -1),
-        "seg_text": np.array([[s.text.encode() for s in segments]], dtype=object).reshape(1, -1),
-        "error": np.array([[error.encode()]], dtype=object),
+        "text": np.array([[(transcript.text if transcript is not None else "").encode()]], dtype=np.bytes_),
+        "segments": np.array([[json.dumps(rows, ensure_ascii=False).encode()]], dtype=np.bytes_),
+        "error": np.array([[error.encode()]], dtype=np.bytes_),
     }
 
 

@@ -12,11 +12,17 @@ Each Triton model is one module (:mod:`asr.serve.offline`); a model object names
 inputs and is the inference callable. PyTriton has no setting for ragged inputs, so :func:`allow_ragged_batch`
 adds ``allow_ragged_batch`` to the configuration PyTriton sends Triton: without it Triton's dynamic batcher only
 batches requests of equal length.
+
+PyTriton passes tensors between Triton and the callables through a shared-memory store by default; that store
+cannot hold a zero-size tensor, and one empty request then fails every request of its batch. The server sets
+``PYTRITON_NO_TENSORSTORE=1`` (tensors travel base64-encoded over PyTriton's socket), under which an empty request
+reaches the model and is answered alone.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -83,6 +89,7 @@ class Server:
         from pytriton.model_config import DynamicBatcher, ModelConfig, QueuePolicy, Tensor  # noqa: PLC0415
         from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig  # noqa: PLC0415
 
+        os.environ["PYTRITON_NO_TENSORSTORE"] = "1"  # see the module docstring: empty requests must not fail a batch
         c = self.config
         triton_config = TritonConfig(
             http_address=c.host, http_port=c.http_port, grpc_address=c.host, grpc_port=c.grpc_port,
