@@ -114,6 +114,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=180.0, help="longest measurement, seconds")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--rounds", type=int, default=2, help="measurements per arm and concurrency, alternating arms")
+    p.add_argument("--warmup", type=int, default=20, help="requests sent to each server first, not counted")
     p.add_argument("--mode", default="attention_rescoring")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (server and asr-transcribe)")
     p.add_argument("--max-batch", type=int, default=16)
@@ -136,13 +137,13 @@ def main() -> int:
                                          str(args.max_queue_delay_ms)]}
         with server(args.model, Path(tmp) / "off.log", arms["batching off"]) as off, \
                 server(args.model, Path(tmp) / "on.log", arms["batching on"]) as on:
+            for url, _ in (off, on):  # warm-up, not counted: ONNX Runtime's first runs at each new shape are slow
+                load_test.run(rows[: args.warmup], url, 4, args.warmup, args.duration, 300.0)
             for concurrency in args.concurrency:
                 runs = {arm: {"records": [], "wall": 0.0, "cpu": 0.0, "counts": [0, 0], "load": []} for arm in arms}
                 for round_ in range(args.rounds):  # off, on, then on, off, ...: both arms see the same load drift
                     order = [("batching off", off), ("batching on", on)]
                     for arm, (url, pid) in order if round_ % 2 == 0 else order[::-1]:
-                        with load_test.OfflineClient(url) as client:  # warm-up, not counted
-                            client.transcribe(rows[0]["samples"], rows[0]["rate"])
                         run = runs[arm]
                         before_counts, cpu = load_test.server_counts(url), tree_cpu_seconds(pid)
                         run["load"].append(load())

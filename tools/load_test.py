@@ -132,8 +132,9 @@ def summarise(records: list[dict], wall: float, concurrency: int, reference: dic
     ok = [r for r in records if not r["error"]]
     latency = np.array([r["latency"] for r in ok]) if ok else np.zeros(1)
     audio = sum(len(r["row"]["samples"]) / r["row"]["rate"] for r in ok)
-    refs = {str(r["i"]): normalize_text(r["row"]["text"]) for r in ok}
-    report = compute_cer(refs, {str(r["i"]): normalize_text(r["text"]) for r in ok})
+    key = {id(r): f"{r['row']['id']}#{k}" for k, r in enumerate(ok)}  # a recording may be sent more than once
+    refs = {key[id(r)]: normalize_text(r["row"]["text"]) for r in ok}
+    report = compute_cer(refs, {key[id(r)]: normalize_text(r["text"]) for r in ok})
     out = {"concurrency": concurrency, "requests": len(records), "errors": len(records) - len(ok),
            "audio_seconds": round(audio, 2), "wall_seconds": round(wall, 3),
            "throughput": round(audio / wall, 3) if wall > 0 else 0.0,
