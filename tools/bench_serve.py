@@ -115,6 +115,8 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     p.add_argument("--rounds", type=int, default=2, help="measurements per arm and concurrency, alternating arms")
     p.add_argument("--warmup", type=int, default=20, help="requests sent to each server first, not counted")
+    p.add_argument("--on-first", action="store_true", help="start the batching-on server first (the servers' "
+                   "order of start is the one difference left between the arms; run both ways)")
     p.add_argument("--mode", default="attention_rescoring")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (server and asr-transcribe)")
     p.add_argument("--max-batch", type=int, default=16)
@@ -135,8 +137,10 @@ def main() -> int:
         arms = {"batching off": common + ["--max-batch", "1"],
                 "batching on": common + ["--max-batch", str(args.max_batch), "--max-queue-delay-ms",
                                          str(args.max_queue_delay_ms)]}
-        with server(args.model, Path(tmp) / "off.log", arms["batching off"]) as off, \
-                server(args.model, Path(tmp) / "on.log", arms["batching on"]) as on:
+        first, second = ("batching on", "batching off") if args.on_first else ("batching off", "batching on")
+        with server(args.model, Path(tmp) / "first.log", arms[first]) as a, \
+                server(args.model, Path(tmp) / "second.log", arms[second]) as b:
+            off, on = (b, a) if args.on_first else (a, b)
             for url, _ in (off, on):  # warm-up, not counted: ONNX Runtime's first runs at each new shape are slow
                 load_test.run(rows[: args.warmup], url, 4, args.warmup, args.duration, 300.0)
             for concurrency in args.concurrency:

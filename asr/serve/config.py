@@ -1,7 +1,6 @@
 """Settings of ``python -m asr.serve``: where it listens, how requests are batched, what runs the model parts."""
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -69,9 +68,6 @@ class ServeConfig:
     @property
     def providers(self) -> tuple[str, ...]:
         return PROVIDERS[self.provider]
-
-    def replace(self, **changes) -> ServeConfig:
-        return dataclasses.replace(self, **changes)
 
 
 def is_loopback(host: str) -> bool:

@@ -161,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        server.start()
+        try:
+            server.start()
+        except Exception as e:  # noqa: BLE001 (PyTriton's errors have no common base; say it in one line)
+            print(f"asr.serve: cannot start Triton: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
         print(f"asr.serve: ready: {', '.join(m[0].name for m in server.models)} on grpc {config.host}:"
               f"{config.grpc_port}, http {config.host}:{config.http_port} (max batch {config.max_batch}, "
               f"queue delay {config.max_queue_delay_ms:g} ms, {config.instances} instance(s), "
