@@ -74,14 +74,22 @@ def load_rows(manifest: Path, count: int) -> list[dict]:
     return rows
 
 
-def server_counts(url: str) -> tuple[int, int] | None:
-    """(requests, executions) of the model so far, from Triton's statistics; None where they cannot be read."""
+def server_counts(url: str, at_least: int = 0) -> tuple[int, int] | None:
+    """(requests, executions) of the model so far, from Triton's statistics; None where they cannot be read.
+
+    Triton counts an execution a moment after its responses are sent, so this waits (up to 10 s) until
+    ``at_least`` requests are counted.
+    """
     import tritonclient.grpc as grpcclient  # noqa: PLC0415
 
+    deadline = time.monotonic() + 10
     try:
-        stats = grpcclient.InferenceServerClient(url).get_inference_statistics(MODEL_NAME)
-        model = stats.model_stats[0]
-        return int(model.inference_count), int(model.execution_count)
+        client = grpcclient.InferenceServerClient(url)
+        while True:
+            model = client.get_inference_statistics(MODEL_NAME).model_stats[0]
+            if int(model.inference_count) >= at_least or time.monotonic() > deadline:
+                return int(model.inference_count), int(model.execution_count)
+            time.sleep(0.05)
     except Exception:  # noqa: BLE001 (the statistics are a nicety: a server that hides them is still tested)
         return None
 
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     before = server_counts(args.url)
     records, wall = run(rows, args.url, args.concurrency, args.requests, args.duration, args.timeout)
-    after = server_counts(args.url)
+    after = server_counts(args.url, at_least=before[0] + len(records) if before else 0)
     counts = (after[0] - before[0], after[1] - before[1]) if before and after else None
     summary = summarise(records, wall, args.concurrency, reference, counts)
     if args.out:

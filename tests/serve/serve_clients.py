@@ -9,6 +9,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,15 @@ def half_sent_http(port: int, wav: np.ndarray) -> None:
         s.sendall(body[: len(body) // 2])
 
 
-def statistics(url: str) -> tuple[int, int]:
-    stats = grpcclient.InferenceServerClient(url).get_inference_statistics("asr_offline").model_stats[0]
-    return int(stats.inference_count), int(stats.execution_count)
+def statistics(url: str, at_least: int = 0) -> tuple[int, int]:
+    """(requests, executions) of asr_offline so far; Triton counts an execution a moment after its responses are
+    sent, so wait (up to 10 s) until ``at_least`` requests are counted."""
+    client, deadline = grpcclient.InferenceServerClient(url), time.monotonic() + 10
+    while True:
+        stats = client.get_inference_statistics("asr_offline").model_stats[0]
+        if int(stats.inference_count) >= at_least or time.monotonic() > deadline:
+            return int(stats.inference_count), int(stats.execution_count)
+        time.sleep(0.05)
 
 
 def main() -> None:
@@ -79,7 +86,7 @@ def main() -> None:
     out = {"batch": at_once(url, {"good1": (x1, 16000), "empty": (x1[:0], 16000), "8k": (x1[::2], 8000),
                                   "long": (np.tile(x1, 1 + int(21 * 16000 / len(x1))), 16000),
                                   "nan": (np.full(1600, np.nan, np.float32), 16000), "good2": (x2, 16000)})}
-    after = statistics(url)
+    after = statistics(url, at_least=before[0] + 6)
     out["batch_requests"], out["batch_executions"] = after[0] - before[0], after[1] - before[1]
     out["wrong_type"] = wrong_type(url, x1)
     half_sent_http(http_port, x1)
