@@ -24,7 +24,8 @@ if ! [ -x "$py" ]; then
        "(Debian: apt-get install python3.11 python3.11-venv libpython3.11)" >&2
   exit 0
 fi
-if ! "$py" -c 'import sys, sysconfig; sys.exit(not (sys.version_info[:2] == (3, 11) and sysconfig.get_config_var("Py_ENABLE_SHARED")))'; then
+if ! "$py" -c 'import sys, sysconfig
+sys.exit(not (sys.version_info[:2] == (3, 11) and sysconfig.get_config_var("Py_ENABLE_SHARED")))'; then
   echo "serve-setup: $py is not a CPython 3.11 built with a shared libpython, which PyTriton's stub needs" >&2
   exit 1
 fi

@@ -64,15 +64,20 @@ def tensor_block(kind: str, tensors: list[tuple[str, str, list[int]]], ragged: t
     items = []
     for name, dtype, dims in tensors:
         extra = "\n    allow_ragged_batch: true" if name in ragged else ""
-        items.append(f'  {{\n    name: "{name}"\n    data_type: {dtype}\n    dims: [ {", ".join(map(str, dims))} ]{extra}\n  }}')
+        shape = ", ".join(map(str, dims))
+        items.append(f'  {{\n    name: "{name}"\n    data_type: {dtype}\n    dims: [ {shape} ]{extra}\n  }}')
     return f"{kind} [\n" + ",\n".join(items) + "\n]\n"
+
+
+def instance_group(count: int, kind: str) -> str:
+    return f"instance_group [\n  {{\n    count: {count}\n    kind: {kind}\n  }}\n]\n"
 
 
 def part_config(name: str, tensors: dict, instances: int, device: str) -> str:
     """config.pbtxt of one exported part on Triton's ONNX Runtime backend."""
     return (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
             + tensor_block("input", tensors["input"]) + tensor_block("output", tensors["output"])
-            + f"instance_group [\n  {{\n    count: {instances}\n    kind: {'KIND_GPU' if device == 'gpu' else 'KIND_CPU'}\n  }}\n]\n")
+            + instance_group(instances, "KIND_GPU" if device == "gpu" else "KIND_CPU"))
 
 
 def pipeline_config(config: ServeConfig, part_names: dict[str, str]) -> str:
@@ -84,7 +89,7 @@ def pipeline_config(config: ServeConfig, part_names: dict[str, str]) -> str:
             f"dynamic_batching {{\n  max_queue_delay_microseconds: {int(config.max_queue_delay_ms * 1000)}{queue}\n}}\n"
             + tensor_block("input", [(t.name, NUMPY_TO_TRITON[t.dtype], list(t.shape)) for t in INPUTS], RAGGED_INPUTS)
             + tensor_block("output", [(t.name, NUMPY_TO_TRITON[t.dtype], list(t.shape)) for t in OUTPUTS])
-            + f"instance_group [\n  {{\n    count: {config.instances}\n    kind: KIND_CPU\n  }}\n]\n"
+            + instance_group(config.instances, "KIND_CPU")
             + "parameters [\n" + ",\n".join(f'  {{\n    key: "{k}"\n    value: {{ string_value: {json.dumps(v)} }}\n  }}'
                                             for k, v in parameters.items()) + "\n]\n")
 
