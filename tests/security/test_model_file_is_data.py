@@ -26,6 +26,7 @@ import asr
 from asr.export.format import PARTS
 from asr.export.om import export_static_folder, static_profile
 from asr.export.onnx import export_folder
+from asr.inference.cli import EXIT_CANNOT_START
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.model.registry import REGISTRY, build_model
@@ -135,7 +136,7 @@ def test_asr_transcribe_refuses_the_attack_in_one_line_and_starts_nothing(attack
     path = edited_model_file(model_file, tmp_path / "evil.safetensors", attacks(real_config, tmp_path)[attack])
     r = subprocess.run([sys.executable, str(AUDITED), str(tmp_path), "asr.inference.cli", str(wav), "--model",
                         str(path)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == EXIT_CANNOT_START, r.stderr
     assert r.stderr.startswith(f"asr-transcribe: cannot load the model: {path}: metadata key 'model_config'")
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert json.loads(r.stdout.splitlines()[-1].removeprefix("AUDIT ")) == []
@@ -270,7 +271,7 @@ def test_asr_transcribe_refuses_an_edited_folder_in_one_line(exported, real_conf
     edit_onnx_metadata(folder, "encoder", "model_config", json.dumps(evil))
     r = subprocess.run([sys.executable, str(AUDITED), str(tmp_path), "asr.inference.cli", str(wav), "--model",
                         str(folder)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == EXIT_CANNOT_START, r.stderr
     assert r.stderr.startswith(f"asr-transcribe: cannot load the model: {folder / 'encoder.onnx'}: metadata key")
     assert len(r.stderr.strip().splitlines()) == 1
     assert json.loads(r.stdout.splitlines()[-1].removeprefix("AUDIT ")) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from asr.model.asr_model import ASRModel
+from asr.model.subsampling import min_input_length
 
 
 class TorchBackend:
@@ -19,6 +20,7 @@ class TorchBackend:
     def __init__(self, model: ASRModel, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.min_input_frames = min_input_length(model.encoder.subsampling.subsampling)
 
     @torch.inference_mode()
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
