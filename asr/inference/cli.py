@@ -40,6 +40,7 @@ from asr.inference.long_audio import FALLBACK_MAX_SEGMENT, transcribe_file
 from asr.inference.modes import MODES
 from asr.inference.open_model import BACKENDS, open_recognizer
 from asr.inference.recognizer import Recognizer
+from asr.inference.segmenter import Segmenter
 from asr.inference.vad import EnergyVAD
 
 __all__ = ["main", "open_recognizer", "EXIT_CANNOT_START"]
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "install 'mandarin-asr[vad]')")
     parser.add_argument("--max-segment", type=float,
                         help="longest piece in seconds (default: the longest training utterance, from the model)")
+    parser.add_argument("--min-silence", type=float, default=Segmenter.min_silence,
+                        help="shortest pause in seconds that separates two pieces")
+    parser.add_argument("--pad", type=float, default=Segmenter.pad, help="seconds of context around each piece")
     parser.add_argument("--threads", type=int, help="CPU threads")
     parser.add_argument("--batch-size", type=int, default=8, help="pieces decoded together")
     parser.add_argument("--channel", type=int, help="channel to use (default: mix all channels)")
@@ -179,7 +183,8 @@ def transcribe_all(recognizer: Recognizer, vad, args: argparse.Namespace) -> int
                     raise input_error
                 audio = AudioFile(name, recognizer.pipeline.fbank.sample_rate, not args.no_resample, args.channel,
                                   allow_truncated=args.allow_truncated)
-                transcript = transcribe_file(recognizer, audio, vad, args.mode, args.batch_size, args.max_segment)
+                transcript = transcribe_file(recognizer, audio, vad, args.mode, args.batch_size, args.max_segment,
+                                             Segmenter(min_silence=args.min_silence, pad=args.pad))
             except Exception as e:  # noqa: BLE001 (any failure of one file is that file's, never the run's)
                 why = reason(e, name)
                 failed.append((name, why))

@@ -64,17 +64,20 @@ class Segmenter:
 
     Args:
         max_segment: longest piece in seconds, padding included.
-        min_silence: shortest pause (seconds) that separates two stretches of speech.
+        min_silence: shortest pause (seconds) that separates two stretches of speech. 0.15 s: with 0.3 s, two
+            sentences 0.2-0.3 s apart became one piece, and a model trained on single sentences (the demo's) lost
+            half the words of such pieces (RESULTS.md, long-form section); silero-vad's own default is 0.1 s.
         min_speech: shortest stretch of speech (seconds) kept.
-        pad: seconds of context added at speech edges.
+        pad: seconds of context added at speech edges: 0.2 s, the middle of the 0.1-0.3 s of silence around the
+            synthetic corpus's utterances (a model sees its training edges; 0.1 s cost the demo model 0.8 CER).
         overlap: seconds shared by consecutive windows of a stretch without a pause (at most a quarter of
             the allowed length is used).
     """
 
     max_segment: float = 20.0
-    min_silence: float = 0.3
+    min_silence: float = 0.15
     min_speech: float = 0.1
-    pad: float = 0.1
+    pad: float = 0.2
     overlap: float = 2.0
 
     def stretches(self, speech: np.ndarray, frame_seconds: float) -> list[tuple[int, int]]:

@@ -27,10 +27,10 @@ def check_tiling(pieces, speech_runs):
 
 
 def test_short_pauses_are_bridged_and_short_blips_dropped():
-    d = decisions([(False, 1), (True, 2), (False, 0.2), (True, 1), (False, 1), (True, 0.05), (False, 1)])
-    pieces = Segmenter(max_segment=10).plan(d)
-    assert [(p.speech_start, p.speech_end) for p in pieces] == [(1.0, 4.2)]
-    assert (pieces[0].start, pieces[0].end) == (0.9, 4.3)  # padded by 0.1 s
+    d = decisions([(False, 1), (True, 2), (False, 0.1), (True, 1), (False, 1), (True, 0.05), (False, 1)])
+    pieces = Segmenter(max_segment=10, pad=0.1).plan(d)
+    assert [(p.speech_start, p.speech_end) for p in pieces] == [(1.0, 4.1)]
+    assert (pieces[0].start, pieces[0].end) == (0.9, 4.2)  # padded by 0.1 s
 
 
 @pytest.mark.parametrize("seed", range(4))
