@@ -54,7 +54,8 @@ from asr.utils.io import atomic_write
 from asr.utils.threads import set_threads
 
 log = logging.getLogger(__name__)
-SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_threshold")  # recorded in summaries
+SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_threshold",  # recorded in summaries
+            "reverse_weight")
 
 
 def machine_info(device: torch.device) -> dict:

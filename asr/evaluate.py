@@ -46,10 +46,9 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from asr.average import average_states, checkpoint_meta, model_state, read_checkpoint, select
+from asr.average import average_to_model_file, read_checkpoint, select
 from asr.decode import decode_manifest, machine_info
 from asr.inference.recognizer import Recognizer
-from asr.modelfile import save_model_file
 from asr.utils.io import atomic_write
 from asr.utils.threads import set_threads
 from asr.utils.untrusted import parse_json
@@ -190,7 +189,7 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     set_threads(settings.get("threads"))
     chosen = select(exp_dir / "checkpoints", int(settings.average_num), "best")
     model_file = exp_dir / "model.safetensors"
-    save_model_file(model_file, average_states([model_state(c) for _, c in chosen]), checkpoint_meta(*chosen[0]))
+    average_to_model_file(chosen, model_file)
     log.info("averaged %d checkpoint(s) -> %s", len(chosen), model_file)
 
     device = settings.get("device") or "auto"
@@ -207,8 +206,7 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
                                     info={"model": str(model_file)})
         cer[split] = {mode: s["cer"] for mode, s in summaries.items()}
         log.info("%s CER: %s", split, ", ".join(f"{m} {100 * c:.2f}%" for m, c in cer[split].items()))
-    averaged = [{"checkpoint": path.name, "step": ckpt.get("global_step"), "val_cer": ckpt.get("asr", {}).get("val_cer")}
-                for path, ckpt in chosen]
+    averaged = [{"checkpoint": c.path.name, "step": c.step, "val_cer": c.val_cer} for c in chosen]
     record = {"status": "ok", "cer": cer, "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
               **training_record(exp_dir, float(select_value(cfg, "features.frame_shift_ms") or 10.0)),
               "averaged": averaged, "machine": machine_info(torch.device(device))}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from typing import Callable
 
 import pytorch_lightning as pl
@@ -27,7 +26,8 @@ class ASRLitModule(pl.LightningModule):
         optimizer: partial ``params -> Optimizer``.
         scheduler: partial ``optimizer -> LRScheduler`` stepped every optimizer step, or None.
         sampling: scheduled-sampling schedule, or None for plain teacher forcing.
-        max_bad_batches: stop after this many consecutive batches with a NaN/inf loss.
+        max_bad_batches: stop (on every rank) after this many optimizer steps in a row were skipped for a
+            non-finite loss or gradient norm.
         meta: JSON-serialisable facts stored in every checkpoint (model config, features, CMVN, tokenizer),
             so that a checkpoint alone can become a model file.
     """
@@ -41,8 +41,9 @@ class ASRLitModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.sampling, self.max_bad_batches, self.meta = sampling, max_bad_batches, meta or {}
         self.cer = torch.nn.ModuleDict({"val": CharErrorRate(), "test": CharErrorRate()})
-        self.bad_in_a_row = 0
+        self.bad_in_a_row = 0  # optimizer steps skipped in a row (the same on every rank)
         self.bad_total = 0
+        self.skip_step = False  # set by a non-finite loss, cleared when the step is skipped
 
     def sampling_prob(self) -> float:
         return self.sampling.prob(self.global_step) if self.sampling is not None else 0.0
@@ -56,26 +57,72 @@ class ASRLitModule(pl.LightningModule):
             bad = [u for u, x in zip(batch["ids"], out["ctc_infeasible"].tolist()) if x]
             log.warning("left out of the CTC loss (encoder output shorter than the target): %s", ", ".join(bad))
         for key in ("loss", "loss_ctc", "loss_att", "th_accuracy"):
-            if out.get(key) is not None:
+            if out.get(key) is not None and torch.isfinite(out[key]):
                 self.log(f"{stage}/{key}", out[key].detach(), batch_size=B, prog_bar=key == "loss",
                          sync_dist=stage != "train")
         if stage == "train":
             self.log("train/sampling_prob", prob, batch_size=B)
         return out
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """The loss to back-propagate, the same decision on every rank.
+
+        Every rank learns whether any rank's loss is non-finite (one all-reduce of a flag); if so, every rank
+        puts back the BatchNorm statistics the forward pass changed and returns a zero loss that touches every parameter (so DDP's gradient all-reduce runs as usual, never
+        ``None``, which would leave the other ranks waiting) and the optimizer step is skipped
+        (:meth:`on_before_optimizer_step`). Otherwise the loss is scaled so that DDP's average of the ranks'
+        gradients is the gradient of the mean over the *global* batch, whatever the ranks' batch sizes:
+        ``loss_r * B_r * world / B_global`` (one all-reduce of the batch size).
+        """
+        running = self.running_statistics()
+        saved = [buffer.clone() for buffer in running]
         out = self.step(batch, "train")
-        if not math.isfinite(out["loss"].item()):
-            self.bad_in_a_row += 1
-            self.bad_total += 1
-            log.warning("non-finite loss in batch %d (%s...): skipped (%d in a row, %d in all)",
-                        batch_idx, batch["ids"][0], self.bad_in_a_row, self.bad_total)
-            if self.bad_in_a_row >= self.max_bad_batches:
-                raise RuntimeError(f"{self.bad_in_a_row} batches in a row had a non-finite loss: stopping. "
-                                   "Lower the learning rate or check the data.")
-            return None  # Lightning skips the optimizer step
-        self.bad_in_a_row = 0
-        return out["loss"]
+        loss = out["loss"]
+        strategy = self.trainer.strategy
+        if strategy.reduce_boolean_decision(not bool(torch.isfinite(loss)), all=False):
+            self.skip_step = True
+            for buffer, before in zip(running, saved):  # a NaN batch would poison BatchNorm's statistics for good
+                buffer.copy_(before)
+            log.warning("non-finite loss on some rank at step %d (this rank's batch %d: %s...): the step is "
+                        "skipped on every rank", self.global_step, batch_idx, batch["ids"][0] if batch["ids"] else "-")
+            return sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+        world = self.trainer.world_size
+        if world > 1:
+            size = torch.tensor(float(len(batch["ids"])), device=loss.device)
+            totals = strategy.reduce(torch.stack([size, loss.detach() * size]), reduce_op="sum")  # (B_global, sum)
+            loss = loss * size * world / totals[0]
+            self.log("train/global_loss", totals[1] / totals[0], batch_size=1, rank_zero_only=True)
+        return loss
+
+    def running_statistics(self) -> list[torch.Tensor]:
+        """The buffers a training forward pass updates (BatchNorm's running mean, variance and count)."""
+        return [b for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                for b in m.buffers()]
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Skip the update (every parameter's gradient dropped, so the optimizer leaves it alone: no momentum,
+        no weight decay) when this accumulation window had a non-finite loss or its gradient norm is not finite;
+        count and log skipped steps; stop after ``max_bad_batches`` in a row."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])) if grads \
+            else torch.zeros(())
+        bad_norm = self.trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(norm)), all=False)
+        if not (self.skip_step or bad_norm):
+            self.bad_in_a_row = 0
+            self.log("train/grad_norm", norm, batch_size=1)
+            return
+        reason = "non-finite loss" if self.skip_step else f"non-finite gradient norm ({float(norm)})"
+        self.skip_step = False
+        for p in self.parameters():
+            p.grad = None
+        self.bad_in_a_row += 1
+        self.bad_total += 1
+        self.log("train/skipped_steps", float(self.bad_total), batch_size=1)
+        log.warning("step %d skipped: %s (%d in a row, %d in all)", self.global_step, reason, self.bad_in_a_row,
+                    self.bad_total)
+        if self.bad_in_a_row >= self.max_bad_batches:
+            raise RuntimeError(f"{self.bad_in_a_row} optimizer steps in a row were skipped (last: {reason}): "
+                               "stopping. Lower the learning rate or check the data.")
 
     def evaluate(self, batch: dict, stage: str) -> torch.Tensor:
         """Losses plus greedy-CTC character error rate (``stage/cer``), from one encoder pass."""

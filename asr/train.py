@@ -32,20 +32,61 @@ from asr.utils.threads import set_threads
 log = logging.getLogger(__name__)
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, model=None) -> pl.Trainer:
     """The Trainer of ``cfg.trainer`` with the callbacks and loggers of the ``callbacks`` and ``logger`` groups.
 
     A null entry in a group switches that callback or logger off. Progress bars are left out when
-    ``trainer.enable_progress_bar`` is false (Lightning refuses both at once).
+    ``trainer.enable_progress_bar`` is false (Lightning refuses both at once). With ``model``, DDP is told to expect
+    parameters without gradients when the model has some (:func:`ddp_strategy`).
     """
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if model is not None and (strategy := ddp_strategy(cfg, model)):
+        kwargs["strategy"] = strategy
     if kwargs["precision"] == "auto":
-        kwargs["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+        kwargs["precision"], why = auto_precision(kwargs.get("accelerator", "auto"))
+        log.info("precision auto -> %s (%s)", kwargs["precision"], why)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     if not kwargs.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     return pl.Trainer(**kwargs, callbacks=callbacks, logger=loggers or False, default_root_dir=cfg.exp_dir)
+
+
+def auto_precision(accelerator: str) -> tuple[str, str]:
+    """Precision for ``trainer.precision=auto``, and why: bf16 where the GPU computes it natively (compute
+    capability 8.0 and up: A100, H100, RTX 30xx/40xx), fp16 with gradient scaling on older GPUs (V100, T4, where
+    bf16 is emulated and slow), 32-bit on CPU."""
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        return "32-true", "no GPU" if accelerator != "cpu" else "trainer.accelerator=cpu"
+    major, minor = torch.cuda.get_device_capability()
+    name = torch.cuda.get_device_name()
+    if (major, minor) >= (8, 0):
+        return "bf16-mixed", f"{name}, compute capability {major}.{minor}: native bf16"
+    return "16-mixed", f"{name}, compute capability {major}.{minor}: no native bf16, fp16 with gradient scaling"
+
+
+def requested_devices(devices, accelerator: str) -> int:
+    """How many devices a Trainer's ``devices`` argument asks for (int, "2", "0,1", [0, 1], "auto" or -1)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices)
+    text = str(devices).strip()
+    if text in ("auto", "-1"):
+        return torch.cuda.device_count() if accelerator != "cpu" and torch.cuda.is_available() else 1
+    if "," in text:
+        return len([d for d in text.split(",") if d.strip()])
+    return int(text)
+
+
+def ddp_strategy(cfg: DictConfig, model) -> str | None:
+    """``ddp_find_unused_parameters_true`` when training would run on several devices and the model has parts no
+    loss reaches (``ASRModel.unused_modules``: DDP's all-reduce would wait for their gradients forever), else None."""
+    if cfg.trainer.strategy != "auto" or not model.unused_modules():
+        return None
+    if requested_devices(cfg.trainer.devices, cfg.trainer.accelerator) * cfg.trainer.num_nodes <= 1:
+        return None
+    log.info("the model's %s get no gradient with these loss weights: DDP with find_unused_parameters=True",
+             ", ".join(model.unused_modules()))
+    return "ddp_find_unused_parameters_true"
 
 
 def best_val_cer(trainer: pl.Trainer) -> float | None:
@@ -86,6 +127,8 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
     model = instantiate(cfg.model)
     log.info("model: %.2fM parameters (encoder %.2fM, decoder %.2fM, ctc %.2fM)", model.num_params() / 1e6,
              *(sum(p.numel() for p in m.parameters()) / 1e6 for m in (model.encoder, model.decoder, model.ctc)))
+    if cfg.get("compile"):
+        model.encoder.compile()  # in place: parameter names, checkpoints and model files stay the same
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     check_model_config(model_config, "cfg.model")  # the model file must be loadable: fail now, not after training
     # the training lengths bound the segments inference feeds the model (asr-transcribe); from the manifest's durations
@@ -94,7 +137,7 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
     meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn, lengths)
     module = ASRLitModule(model, datamodule.tokenizer, optimizer=instantiate(cfg.optim.optimizer),
                           scheduler=instantiate(cfg.optim.scheduler), sampling=instantiate(cfg.sampling), meta=meta)
-    trainer = build_trainer(cfg)
+    trainer = build_trainer(cfg, model)
     last = f"{cfg.exp_dir}/checkpoints/last.ckpt"
     # resume: "last" = last.ckpt; "auto" = last.ckpt if there is one (sweeps rerunning an unfinished run)
     ckpt = {"last": last, "auto": last if os.path.exists(last) else None}.get(cfg.resume, cfg.resume)

@@ -4,9 +4,17 @@ A batch's cost is its *padded* size, ``max(frames) * len(batch)``, and it never 
 ``max_frames``. Frames are counted from the manifest durations before augmentation: speed
 perturbation at 0.9 makes an utterance 11 % longer, splicing joins several, so leave that margin.
 
-Under DDP every rank builds the same batch list from ``(seed, epoch)`` and takes every
-``num_replicas``-th batch; the list is first padded by repeating its first batches so that all
-ranks step the same number of times (as ``DistributedSampler`` does with samples).
+Training under DDP with ``num_replicas`` = W ranks: every rank builds the same list of *global* batches from
+``(seed, epoch)`` (each global batch is what one optimizer step sees over all ranks, packed so that each of its W
+parts stays within ``max_frames``) and takes its part of every global batch: utterances of the length-sorted
+global batch dealt round-robin, so the parts have similar lengths and sizes within one of each other. With W = 1
+the global batches are the device's batches, so one GPU and 16 see the same batches step by step (and, with the
+loss normalised by the global batch size, the same gradients: ``ASRLitModule.training_step``).
+
+The number of training batches is the same in every epoch (Lightning fixes the epoch length from the first
+one): the first epoch's count plus a little headroom; an epoch that packs fewer batches splits its largest ones.
+Validation (``shuffle=False``) deals the batches to the ranks without repeating any, so a metric summed over
+ranks counts every utterance exactly once.
 """
 from __future__ import annotations
 
@@ -19,26 +27,52 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def pack_by_frames(order: Sequence[int], frames: np.ndarray, max_frames: int, max_batch_size: int | None = None) -> list[list[int]]:
+def pack_by_frames(order: Sequence[int], frames: np.ndarray, max_frames: int, max_batch_size: int | None = None,
+                   parts: int = 1) -> list[list[int]]:
     """Greedily cut ``order`` into consecutive batches whose padded size stays within ``max_frames``.
 
     Args:
         order: item indices in the order they should be packed (sorted by length for tight batches).
         frames: (N,) frames per item, indexed by item index.
-        max_frames: bound on ``max(frames in batch) * batch size``.
-        max_batch_size: optional bound on the number of items.
+        max_frames: bound on ``max(frames in batch) * batch size`` of each part.
+        max_batch_size: optional bound on the number of items of each part.
+        parts: each batch will be dealt to this many devices; the bound holds for the largest part,
+            ``ceil(len(batch) / parts)`` items.
     """
     batches, batch, longest = [], [], 0
     for i in order:
         new_longest = max(longest, int(frames[i]))
-        full = max_batch_size is not None and len(batch) >= max_batch_size
-        if batch and (new_longest * (len(batch) + 1) > max_frames or full):
+        per_part = -(-(len(batch) + 1) // parts)  # ceil
+        full = max_batch_size is not None and per_part > max_batch_size
+        if batch and (new_longest * per_part > max_frames or full):
             batches.append(batch)
             batch, new_longest = [], int(frames[i])
         batch.append(i)
         longest = new_longest
     if batch:
         batches.append(batch)
+    return batches
+
+
+def deal(batch: list[int], frames: np.ndarray, parts: int) -> list[list[int]]:
+    """A global batch's utterances, sorted by length, dealt round-robin to ``parts`` devices; a batch with fewer
+    utterances than devices repeats some (every device needs something to step on)."""
+    ordered = sorted(batch, key=lambda i: frames[i])
+    while len(ordered) < parts:
+        ordered += ordered[: parts - len(ordered)]
+    return [ordered[r::parts] for r in range(parts)]
+
+
+def split_to(batches: list[list[int]], count: int, min_items: int = 2) -> list[list[int]]:
+    """Split the batches with the most items in two until there are ``count`` (no utterance lost or repeated);
+    a batch with fewer than ``min_items`` items is never split."""
+    batches = list(batches)
+    while len(batches) < count:
+        k = max(range(len(batches)), key=lambda b: len(batches[b]))
+        if len(batches[k]) < min_items:
+            break
+        big = batches.pop(k)
+        batches[k:k] = [big[: len(big) // 2], big[len(big) // 2 :]]
     return batches
 
 
@@ -65,6 +99,7 @@ class DynamicBucketBatchSampler:
         self.max_batch_size = max_batch_size
         self.epoch, self.skip = 0, 0
         self._cache: tuple[int, list[list[int]]] | None = None
+        self._count: int | None = None  # training batches per epoch, fixed by the first epoch packed
         too_long = np.flatnonzero(self.frames > self.max_frames)
         self.too_long = [ids[i] if ids is not None else str(i) for i in too_long]
         if len(too_long):
@@ -83,21 +118,32 @@ class DynamicBucketBatchSampler:
         return self._cache[1]
 
     def _make_batches(self) -> list[list[int]]:
-        if self.shuffle:
-            rng = random.Random(self.seed * 100003 + self.epoch)
-            order = self.usable.tolist()
-            rng.shuffle(order)
-            batches = []
-            for start in range(0, len(order), self.bucket_size):
-                bucket = sorted(order[start:start + self.bucket_size], key=lambda i: self.frames[i])
-                batches += pack_by_frames(bucket, self.frames, self.max_frames, self.max_batch_size)
-            rng.shuffle(batches)
-        else:
+        """This rank's batches: its parts of the epoch's global batches (training), or every W-th batch (validation)."""
+        w = self.num_replicas
+        if not self.shuffle:
             order = sorted(self.usable.tolist(), key=lambda i: self.frames[i])
-            batches = pack_by_frames(order, self.frames, self.max_frames, self.max_batch_size)
-        if self.num_replicas > 1:
-            short = -len(batches) % self.num_replicas
-            batches = (batches + batches[:short])[self.rank::self.num_replicas]
+            return pack_by_frames(order, self.frames, self.max_frames, self.max_batch_size)[self.rank :: w]
+        if self._count is None:  # epoch 0's count, with some headroom, is every epoch's (a resumed run's too)
+            first = len(self._global_batches(0))
+            self._count = first + max(1, first // 200)
+        batches = split_to(self._global_batches(self.epoch), self._count, min_items=2 * w)
+        if len(batches) > self._count:
+            dropped = batches[self._count :]
+            log.warning("epoch %d packs %d batches, more than the fixed %d: %d utterances wait for the next epoch",
+                        self.epoch, len(batches), self._count, sum(map(len, dropped)))
+            batches = batches[: self._count]
+        return [deal(b, self.frames, w)[self.rank] for b in batches]
+
+    def _global_batches(self, epoch: int) -> list[list[int]]:
+        """The epoch's global batches: shuffled, cut into buckets sorted by length, packed, shuffled again."""
+        rng = random.Random(self.seed * 100003 + epoch)
+        order = self.usable.tolist()
+        rng.shuffle(order)
+        batches = []
+        for start in range(0, len(order), self.bucket_size):
+            bucket = sorted(order[start:start + self.bucket_size], key=lambda i: self.frames[i])
+            batches += pack_by_frames(bucket, self.frames, self.max_frames, self.max_batch_size, parts=self.num_replicas)
+        rng.shuffle(batches)
         return batches
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:

@@ -7,7 +7,9 @@
   ``decoder score + ctc_weight * fused score``.
 - ``tlg``: the best path of the TLG graph (:mod:`asr.lm.wfst_decoder`).
 - ``tlg_attention_rescoring``: the graph's ``nbest`` distinct hypotheses re-ranked by
-  ``decoder score + ctc_weight * graph score`` (graph score = ``acoustic_scale * CTC + ln P_lm``).
+  ``decoder score + w * graph score`` (graph score = ``acoustic_scale * CTC + ln P_lm``; ``w`` =
+  ``tlg_rescoring_weight``, by default ``ctc_weight / acoustic_scale``: the CTC part weighted as in
+  ``attention_rescoring``).
 
 :func:`load_lm` reads the settings (:class:`LMSettings`, ``conf/decoding/lm/default.yaml``) into a
 :class:`FusionLM` and/or a TLG decoder, which are given to the recognizer with the table::
@@ -51,8 +53,15 @@ class LMSettings:
         vocab: word LM only: a file with one word per line, the LM's vocabulary (needed for a
             KenLM binary; an ARPA file's unigrams are used otherwise).
         max_segmentations: word LM only: segmentations kept per prefix.
+        word_lookahead: word LM only: how a partial word is scored (``unigram``, ``history`` or ``none``,
+            :class:`asr.lm.fusion.WordLMScorer`).
         tlg_dir: folder of ``TLG.fst`` (``python -m asr.lm.tlg``) for the ``tlg*`` modes.
         tlg_beam, tlg_max_active, tlg_lattice_beam, tlg_acoustic_scale: the graph search's settings.
+        tlg_blank_skip: leave out frames whose blank probability exceeds it in the graph search (None: exact;
+            :class:`asr.lm.wfst_decoder.TLGDecoder`).
+        tlg_rescoring_weight: weight of the graph score (``tlg_acoustic_scale * CTC + ln P_lm``, a Viterbi score)
+            in ``tlg_attention_rescoring``; None: ``ctc_weight / tlg_acoustic_scale``, so that its CTC part gets
+            the weight ``ctc_weight`` gives the CTC score in ``attention_rescoring``.
     """
 
     path: str | None = None
@@ -63,11 +72,26 @@ class LMSettings:
     backend: str = "auto"
     vocab: str | None = None
     max_segmentations: int = 4
+    word_lookahead: str = "unigram"
     tlg_dir: str | None = None
     tlg_beam: float = 16.0
     tlg_max_active: int = 7000
     tlg_lattice_beam: float = 8.0
     tlg_acoustic_scale: float = 1.0
+    tlg_blank_skip: float | None = None
+    tlg_rescoring_weight: float | None = None
+
+
+@dataclass(frozen=True)
+class GraphLM:
+    """A TLG decoder (:class:`asr.lm.wfst_decoder.TLGDecoder`) and the weight of its score in rescoring (None:
+    ``ctc_weight / acoustic_scale``, see :class:`LMSettings`)."""
+
+    decoder: Any
+    rescoring_weight: float | None = None
+
+    def weight(self, ctc_weight: float) -> float:
+        return self.rescoring_weight if self.rescoring_weight is not None else ctc_weight / self.decoder.acoustic_scale
 
 
 @dataclass(frozen=True)
@@ -78,11 +102,11 @@ class FusionLM:
     end_of_sentence: bool = True
 
 
-def load_lm(tokenizer: Tokenizer, **settings) -> tuple[FusionLM | None, Any]:
+def load_lm(tokenizer: Tokenizer, **settings) -> tuple[FusionLM | None, GraphLM | None]:
     """Load the LM and/or the TLG graph that ``settings`` (fields of :class:`LMSettings`) name.
 
     Returns:
-        ``(FusionLM or None, TLGDecoder or None)``: the recognizer's ``lm`` and ``graph``.
+        ``(FusionLM or None, GraphLM or None)``: the recognizer's ``lm`` and ``graph``.
 
     Raises:
         ValueError: an unknown setting or unit; a malformed ARPA file (naming the line); a graph
@@ -99,8 +123,10 @@ def load_lm(tokenizer: Tokenizer, **settings) -> tuple[FusionLM | None, Any]:
     if s.tlg_dir:
         from asr.lm.wfst_decoder import TLGDecoder
 
-        graph = TLGDecoder(s.tlg_dir, tokenizer, beam=s.tlg_beam, max_active=s.tlg_max_active,
-                           lattice_beam=s.tlg_lattice_beam, acoustic_scale=s.tlg_acoustic_scale)
+        graph = GraphLM(TLGDecoder(s.tlg_dir, tokenizer, beam=s.tlg_beam, max_active=s.tlg_max_active,
+                                   lattice_beam=s.tlg_lattice_beam, acoustic_scale=s.tlg_acoustic_scale,
+                                   blank_skip_threshold=s.tlg_blank_skip, blank=tokenizer.blank_id),
+                        s.tlg_rescoring_weight)
     return lm, graph
 
 
@@ -131,7 +157,7 @@ def make_scorer(s: LMSettings, tokenizer):
     if not spellings:
         raise ValueError(f"{s.path}: none of the LM's words can be spelled with the model's units")
     log.info("word LM: %d of %d words spelled with the model's units", len(spellings), len(words))
-    return WordLMScorer(lm, spellings, s.weight, s.insertion_bonus, s.max_segmentations)
+    return WordLMScorer(lm, spellings, s.weight, s.insertion_bonus, s.max_segmentations, s.word_lookahead)
 
 
 def fused_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
@@ -163,17 +189,17 @@ def _attention_rescoring_lm(rec: Recognizer, enc: Encoded) -> list[list[int]]:
 def tlg_nbest(rec: Recognizer, enc: Encoded) -> list[Nbest]:
     """The graph's N-best of every utterance of the batch (computed once per batch)."""
     return enc.shared("tlg_nbest", lambda: [
-        rec.graph.nbest(enc.ctc_log_probs[b, :n], rec.nbest) for b, n in enumerate(enc.lens.tolist())])
+        rec.graph.decoder.nbest(enc.ctc_log_probs[b, :n], rec.nbest) for b, n in enumerate(enc.lens.tolist())])
 
 
 def _tlg(rec: Recognizer, enc: Encoded) -> list[list[int]]:
-    return [list(rec.graph.best(enc.ctc_log_probs[b, :n])[0]) for b, n in enumerate(enc.lens.tolist())]
+    return [list(rec.graph.decoder.best(enc.ctc_log_probs[b, :n])[0]) for b, n in enumerate(enc.lens.tolist())]
 
 
 def _tlg_attention_rescoring(rec: Recognizer, enc: Encoded) -> list[list[int]]:
     nbests = [[(hyp, score if math.isfinite(score) else -1e30) for hyp, score in nbest]
               for nbest in tlg_nbest(rec, enc)]
-    return rescore(rec, enc, nbests, rec.ctc_weight)
+    return rescore(rec, enc, nbests, rec.graph.weight(rec.ctc_weight))
 
 
 LM_MODES: Mapping[str, Mode] = MappingProxyType({

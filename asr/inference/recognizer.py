@@ -41,9 +41,11 @@ class Recognizer:
         attention_ctc_weight: weight of CTC in joint CTC/attention beam search (``attention``), in [0, 1).
         blank_skip_threshold: CTC prefix beam search reads frames whose blank probability exceeds it
             as blank only (an approximation; None = off).
+        reverse_weight: weight of the right-to-left decoder in attention rescoring (None: the model's training
+            value; another value needs the torch backend).
         modes: the decoding-mode table (name -> :class:`asr.inference.modes.Mode`).
         lm: the shallow-fusion LM of the ``*_lm`` modes (``asr.inference.lm_modes.FusionLM``), or None.
-        graph: the TLG decoder of the ``tlg*`` modes (``asr.lm.wfst_decoder.TLGDecoder``), or None.
+        graph: the TLG graph of the ``tlg*`` modes (``asr.inference.lm_modes.GraphLM``), or None.
         training_lengths: how long the model's training utterances were (from the model file or the exported
             folder), or None when it does not say; long-audio transcription bounds its segments by it.
 
@@ -58,9 +60,12 @@ class Recognizer:
 
     def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Fbank, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
-                 blank_skip_threshold: float | None = None, modes: Mapping[str, Mode] = MODES, lm: Any = None,
-                 graph: Any = None, training_lengths: TrainingLengths | None = None):
+                 blank_skip_threshold: float | None = None, reverse_weight: float | None = None,
+                 modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None,
+                 training_lengths: TrainingLengths | None = None):
         self.backend, self.tokenizer, self.training_lengths = backend, tokenizer, training_lengths
+        self.reverse_weight = reverse_weight
+        backend.set_reverse_weight(reverse_weight)
         self.modes, self.lm, self.graph = modes, lm, graph
         self.pipeline = SamplePipeline(fbank, cmvn, tokenizer=None)  # the training feature path, without labels
         self.beam, self.nbest, self.ctc_weight = beam, nbest, ctc_weight

@@ -13,7 +13,7 @@ down to the unigrams; a word outside the vocabulary is read as ``<unk>`` when th
 
 :class:`ArpaModel` keeps the n-grams of each order in two dicts (word tuple -> log10 value), enough
 for the small and medium models of this project (tools, tests, merging); decoding with a large
-model goes through KenLM (:mod:`asr.lm.kenlm_scorer`).
+model goes through KenLM (:class:`asr.lm.query.KenLMQuery`).
 """
 from __future__ import annotations
 

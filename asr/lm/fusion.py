@@ -13,8 +13,15 @@ Each time a prefix grows by a token, the search adds
   alternatives ``(LM state, characters of the unfinished word, score)``. A token extends the
   unfinished word while it stays a prefix of some vocabulary word, and also ends it there when it
   spells a word, paying ``ln P(word | LM state)``. A character that starts no word is the word
-  ``<unk>``. The prefix's fused score is the best alternative's score: the search receives the
-  change of that best score. An unfinished word is charged only once completed (no look-ahead).
+  ``<unk>``. An unfinished word ``u`` is charged a **look-ahead**, the best score any word spelled
+  ``u ...`` (longer than ``u``) could get, so that a prefix stopping mid-word does not outrank one
+  that completed a word just because it has not paid yet; when the word completes, the look-ahead is
+  replaced by the word's real score. ``lookahead="unigram"`` (default): ``max ln P(w)`` over those
+  words, from the unigram distribution, computed once per prefix of the vocabulary (a trie), so it
+  costs nothing while decoding; ``"history"``: ``max ln P(w | LM state)``, exact but computed per
+  (LM state, prefix) at a cost proportional to the number of words that continue the prefix (small
+  vocabularies); ``"none"``: no look-ahead. The prefix's fused score is the best alternative's score
+  plus its look-ahead: the search receives the change of that best total.
 
 Neither the search nor the hook sees the end of an utterance; :meth:`end_score` gives the
 ``lm_weight * ln P(</s> | prefix)`` term, added to the final N-best by the LM decoding modes.
@@ -109,27 +116,59 @@ class WordLMScorer(_Fusion):
         lm_weight: weight of the natural-log LM probability.
         insertion_bonus: added per token.
         max_segmentations: alternatives kept per state.
+        lookahead: ``"unigram"``, ``"history"`` or ``"none"`` (module docstring).
 
-    A state is a tuple of ``(LM state, unfinished token tuple, score)``, best first.
+    A state is a tuple of ``(LM state, unfinished token tuple, score)``, best first (by score plus
+    look-ahead); ``score`` counts the completed words only.
     """
 
+    LOOKAHEADS = ("unigram", "history", "none")
+
     def __init__(self, lm: NgramQuery, spellings: dict[str, Sequence[int]], lm_weight: float,
-                 insertion_bonus: float = 0.0, max_segmentations: int = 4):
+                 insertion_bonus: float = 0.0, max_segmentations: int = 4, lookahead: str = "unigram"):
         super().__init__(lm, lm_weight, insertion_bonus)
+        if lookahead not in self.LOOKAHEADS:
+            raise ValueError(f"WordLMScorer: lookahead must be one of {self.LOOKAHEADS}, got {lookahead!r}")
         self.word_of: dict[tuple[int, ...], str] = {}
-        self.prefixes: set[tuple[int, ...]] = set()  # proper prefixes of spellings
+        self.completions: dict[tuple[int, ...], list[str]] = {}  # proper prefix -> words spelled longer from it
         for word, ids in spellings.items():
             ids = tuple(ids)
             if ids:
                 self.word_of.setdefault(ids, word)
-                self.prefixes.update(ids[:k] for k in range(1, len(ids)))
-        self.max_segmentations = max_segmentations
+                for k in range(1, len(ids)):
+                    self.completions.setdefault(ids[:k], []).append(word)
+        self.prefixes = self.completions.keys()
+        self.max_segmentations, self.lookahead = max_segmentations, lookahead
+        self._unigram_lookahead: dict[tuple[int, ...], float] = {}
+        if lookahead == "unigram":
+            null = lm.null_context()
+            best = {w: self._lm_nats(null, w)[0] for ws in self.completions.values() for w in ws}
+            self._unigram_lookahead = {u: max(best[w] for w in ws) for u, ws in self.completions.items()}
+        self._history_lookahead: dict[tuple[Hashable, tuple[int, ...]], float] = {}
+
+    def lookahead_score(self, lm_state: Hashable, partial: tuple[int, ...]) -> float:
+        """What the unfinished word ``partial`` is charged after ``lm_state`` (0 when there is none)."""
+        if not partial or self.lookahead == "none":
+            return 0.0
+        if self.lookahead == "unigram":
+            return self._unigram_lookahead[partial]
+        key = (lm_state, partial)
+        score = self._history_lookahead.get(key)
+        if score is None:
+            if len(self._history_lookahead) >= MAX_CACHE:
+                self._history_lookahead.clear()
+            score = self._history_lookahead[key] = max(self._lm_nats(lm_state, w)[0] for w in self.completions[partial])
+        return score
 
     def init_state(self) -> Hashable:
         return ((self.lm.begin(), (), 0.0),)
 
+    def _total(self, alternative: tuple[Hashable, tuple[int, ...], float]) -> float:
+        lm_state, partial, score = alternative
+        return score + self.lookahead_score(lm_state, partial)
+
     def _step(self, state: Hashable, token: int) -> tuple[float, Hashable]:
-        best_before = state[0][2]
+        best_before = self._total(state[0])
         alts: dict[tuple[Hashable, tuple[int, ...]], float] = {}
 
         def keep(lm_state: Hashable, partial: tuple[int, ...], score: float) -> None:
@@ -151,16 +190,17 @@ class WordLMScorer(_Fusion):
             lm_state, _, score = state[0]
             nats, nxt = self._lm_nats(lm_state, UNK)
             keep(nxt, (), score + nats)
-        ranked = sorted(alts.items(), key=lambda kv: -kv[1])[: self.max_segmentations]
-        new_state = tuple((lm_state, partial, score) for (lm_state, partial), score in ranked)
-        return new_state[0][2] - best_before, new_state
+        ranked = sorted(((lm_state, partial, score) for (lm_state, partial), score in alts.items()),
+                        key=lambda alt: -self._total(alt))
+        new_state = tuple(ranked[: self.max_segmentations])
+        return self._total(new_state[0]) - best_before, new_state
 
     def end_score(self, state: Hashable) -> float:
-        """Best alternative ended with ``</s>`` (an unfinished word as ``<unk>``), minus the best score."""
+        """Best alternative ended with ``</s>`` (an unfinished word as ``<unk>``), minus the best total."""
         best = -math.inf
         for lm_state, partial, score in state:
             if partial:
                 nats, lm_state = self._lm_nats(lm_state, UNK)
                 score += nats
             best = max(best, score + self._lm_nats(lm_state, EOS)[0])
-        return best - state[0][2]
+        return best - self._total(state[0])

@@ -2,10 +2,10 @@
 
 Both backends follow the same small interface (:class:`NgramQuery`): a sentence-start state, and
 ``score(state, word) -> (log10 P(word | state), next state)``; states are hashable, so scores can
-be cached. :func:`load_lm` picks KenLM when its Python module is installed (``pip install kenlm``;
-it builds from source and needs a C++ compiler, see ``tools/build_kenlm.sh``), otherwise reads an
-ARPA file into :class:`asr.lm.arpa.ArpaModel` (pure Python: fine for the demo, slow to load for a
-large model; a KenLM binary file needs KenLM).
+be cached. :func:`load_lm` picks KenLM when its Python module is installed (a main dependency of the
+project: pip compiles it from source with the C++ compiler, no Boost needed), otherwise reads an ARPA
+file into :class:`asr.lm.arpa.ArpaModel` (pure Python, the tested fallback: fine for the demo, slow to
+load for a large model; a KenLM binary file needs KenLM).
 """
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ class NgramQuery(Protocol):
     def begin(self) -> Hashable:
         """State after ``<s>``."""
 
+    def null_context(self) -> Hashable:
+        """The empty history: ``score`` from it gives unigram probabilities."""
+
     def score(self, state: Hashable, word: str) -> tuple[float, Hashable]:
         """log10 P(word | state) (a word outside the vocabulary is scored as ``<unk>``) and the next state."""
 
@@ -41,6 +44,9 @@ class ArpaQuery:
     def begin(self) -> tuple[str, ...]:
         return self.model.state((BOS,))
 
+    def null_context(self) -> tuple[str, ...]:
+        return ()
+
     def score(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]:
         logp = self.model.log10_prob(state, word)
         return logp, self.model.state(state + (word if word in self._vocab else UNK,))
@@ -53,7 +59,7 @@ class KenLMQuery:
     """:class:`NgramQuery` over a ``kenlm.Model`` (ARPA or KenLM binary); a state is a ``kenlm.State``."""
 
     def __init__(self, path: str | os.PathLike):
-        import kenlm  # optional dependency: pip install kenlm
+        import kenlm  # a main dependency; load_lm falls back to ArpaQuery without it
 
         self._kenlm = kenlm
         self.model = kenlm.Model(str(path))
@@ -62,6 +68,11 @@ class KenLMQuery:
     def begin(self) -> Any:
         state = self._kenlm.State()
         self.model.BeginSentenceWrite(state)
+        return state
+
+    def null_context(self) -> Any:
+        state = self._kenlm.State()
+        self.model.NullContextWrite(state)
         return state
 
     def score(self, state: Any, word: str) -> tuple[float, Any]:

@@ -1,8 +1,8 @@
 """Building the TLG decoding graph: CTC token topology T, lexicon L, n-gram grammar G.
 
-``TLG = T o min(det(L o G))`` (disambiguation symbols removed after determinisation), built with
-kaldilm (ARPA -> G) and kaldifst (compose, determinize, minimize); every label convention below
-is the one :mod:`asr.lm.wfst_decoder` reads back.
+``TLG = T o min(det(L o G))``, built with kaldilm (ARPA -> G) and kaldifst (compose, determinize,
+minimize) in the way of Kaldi's ``mkgraph.sh``; every label convention below is the one
+:mod:`asr.lm.wfst_decoder` reads back.
 
 - **G** (words -> words): ``kaldilm.arpa2fst`` with ``#0`` on the back-off arcs; ``<s>``/``</s>``
   become the start state and the final weights. Its symbol table ``words.txt`` comes from the ARPA
@@ -15,15 +15,28 @@ is the one :mod:`asr.lm.wfst_decoder` reads back.
   with ``#1``, ``#2``, ... so that ``L o G`` can be determinised. Words that cannot be spelled with
   the units (or ``<unk>``, ``<s>``, ``</s>``) are left out. A character LM is the case where every
   word is one unit.
+- **LG** = ``L o G``, determinised (``determinize_star`` in the log semiring, as mkgraph's
+  ``fstdeterminizestar --use-log``) and minimised (``minimize_encoded``) *with* its disambiguation
+  symbols, so G's back-off arcs stay single ``#0`` arcs out of each history state.
 - **T** (CTC frames -> tokens): input labels are ``token id + 1`` (kaldi-decoder's ``DecodableCtc``
-  reads column ``label - 1``; 0 is epsilon), output labels token ids, blank -> epsilon. ``"full"``:
-  exactly CTC (a token after a different token, a repeat only after a blank; V + 1 states and
-  about V^2 arcs, fine up to about a thousand units). ``"compact"``: state 0 loops on blank and
-  every token has a state with a self-loop and an epsilon arc back to 0 (3V arcs, for large
-  vocabularies; it also lets ``a a`` without a blank read as two ``a``).
+  reads column ``label - 1``; 0 is epsilon), output labels token ids, blank -> epsilon. ``"compact"``
+  (default): state 0 loops on blank and every token has a state with a self-loop and an epsilon arc
+  back to 0 (3V arcs; it also lets ``a a`` without a blank read as two ``a``, as WeNet's and k2's
+  compact topologies do). ``"full"``: exactly CTC (a token after a different token, a repeat only
+  after a blank; V + 1 states and about V^2 arcs, for small vocabularies). T also carries arcs
+  ``<eps>:#k`` (on state 0 of the compact topology, which every path can reach between two tokens; on
+  every state of the full one), so that composing T with LG turns LG's disambiguation symbols into
+  input epsilons: **the back-off arcs stay epsilon arcs** of TLG, which the decoder follows like any
+  arc, and the graph grows like the LM (about its number of n-grams), not like histories x vocabulary.
+- ``backoff="rmepsilon"``: the earlier construction, kept for comparison (``tools/bench_lm.py``,
+  tests): the disambiguation symbols of LG are replaced by epsilon and the epsilons removed before
+  composing with T, which copies each back-off state's arcs into every history state that backs off
+  to it (a character bigram over 2,000 units: 128 MB instead of 0.4 MB). The two graphs accept the
+  same paths with the same best costs.
 
 Writes ``OUT/TLG.fst`` (OpenFst binary), ``OUT/words.txt`` and ``OUT/tlg.json`` (the settings, the
-units' count and checksum, for a clear error when decoding with another model's units).
+units' count and checksum, for a clear error when decoding with another model's units; states, arcs,
+build seconds).
 
     python -m asr.lm.tlg --arpa LM.arpa --units data/lang_char/units.txt --out data/lang_tlg
 """
@@ -113,8 +126,16 @@ def lexicon_fst_text(words: dict[str, int], spellings: dict[str, list[int]], num
     return "\n".join(lines) + "\n", max_disambig + 1
 
 
-def ctc_topology_text(num_units: int, blank: int = 0, topology: str = "full") -> str:
-    """T in OpenFst text format (module docstring); input label = token id + 1, output = token id."""
+def ctc_topology_text(num_units: int, blank: int = 0, topology: str = "compact", num_disambig: int = 0) -> str:
+    """T in OpenFst text format (module docstring); input label = token id + 1, output = token id.
+
+    Args:
+        num_units: V, the tokenizer's units (blank included).
+        blank: the blank's id.
+        topology: ``"compact"`` or ``"full"``.
+        num_disambig: K; arcs ``<eps>:#k`` (output ``V + k``, k = 0..K-1) are added on state 0
+            (compact) or on every state (full).
+    """
     tokens = [t for t in range(num_units) if t != blank]
     state = {t: i + 1 for i, t in enumerate(tokens)}  # state after emitting t; 0 = start / after blank
     lines = [f"0 0 {blank + 1} 0"]
@@ -124,15 +145,18 @@ def ctc_topology_text(num_units: int, blank: int = 0, topology: str = "full") ->
             lines.append(f"{state[t]} {state[t]} {t + 1} 0")
             lines.append(f"{state[t]} 0 {blank + 1} 0")
             lines.extend(f"{state[t]} {state[u]} {u + 1} {u}" for u in tokens if u != t)
+        loops_on = range(len(tokens) + 1)
         lines.extend(str(s) for s in range(len(tokens) + 1))
     elif topology == "compact":
         for t in tokens:
             lines.append(f"0 {state[t]} {t + 1} {t}")
             lines.append(f"{state[t]} {state[t]} {t + 1} 0")
             lines.append(f"{state[t]} 0 0 0")
+        loops_on = range(1)
         lines.append("0")
     else:
         raise ValueError(f"ctc_topology_text: topology must be full or compact, got {topology!r}")
+    lines.extend(f"{s} {s} 0 {num_units + k}" for s in loops_on for k in range(num_disambig))
     return "\n".join(lines) + "\n"
 
 
@@ -147,16 +171,29 @@ def _remove_input_labels_from(fst_text: str, first: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def build_tlg(arpa: str | os.PathLike, tokenizer: Tokenizer, out_dir: str | os.PathLike, topology: str = "full",
-              ) -> Path:
+def build_tlg(arpa: str | os.PathLike, tokenizer: Tokenizer, out_dir: str | os.PathLike, topology: str = "compact",
+              backoff: str = "epsilon") -> Path:
     """Build ``OUT/TLG.fst``, ``OUT/words.txt`` and ``OUT/tlg.json`` (module docstring); return ``OUT/TLG.fst``.
 
+    Args:
+        arpa: the n-gram model (words, or the units themselves for a character LM).
+        tokenizer: the ASR model's tokenizer (its units spell the words).
+        out_dir: output folder.
+        topology: ``"compact"`` or ``"full"`` CTC topology.
+        backoff: ``"epsilon"`` (back-off arcs kept as epsilon arcs) or ``"rmepsilon"`` (the earlier
+            construction, for comparison).
+
     Raises:
-        ValueError: no word of the LM can be spelled with the units; a malformed ARPA file.
+        ValueError: no word of the LM can be spelled with the units; a malformed ARPA file; an unknown
+            topology or backoff.
     """
     kaldifst = _kaldifst()
     import kaldilm
 
+    if topology not in ("compact", "full"):
+        raise ValueError(f"build_tlg: topology must be compact or full, got {topology!r}")
+    if backoff not in ("epsilon", "rmepsilon"):
+        raise ValueError(f"build_tlg: backoff must be epsilon or rmepsilon, got {backoff!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -169,6 +206,7 @@ def build_tlg(arpa: str | os.PathLike, tokenizer: Tokenizer, out_dir: str | os.P
     if "#0" not in words:
         raise ValueError(f"{arpa}: kaldilm wrote no #0 symbol (unexpected kaldilm version?)")
     g = kaldifst.compile(g_text)
+    del g_text
     kaldifst.arcsort(g, sort_type="ilabel")
 
     spellings = spell(words, tokenizer)
@@ -180,13 +218,18 @@ def build_tlg(arpa: str | os.PathLike, tokenizer: Tokenizer, out_dir: str | os.P
     kaldifst.arcsort(lex, sort_type="olabel")
 
     lg = kaldifst.compose(lex, g)
-    kaldifst.determinize_star(lg)
+    del g
+    kaldifst.determinize_star(lg, use_log=True)
     kaldifst.minimize_encoded(lg)
-    lg = kaldifst.compile(_remove_input_labels_from(lg.to_str(), num_units))
-    kaldifst.rmepsilon(lg)
+    if backoff == "epsilon":
+        t_disambig = num_disambig  # T passes #k as <eps>:#k, so they become input epsilons in TLG
+    else:
+        lg = kaldifst.compile(_remove_input_labels_from(lg.to_str(), num_units))
+        kaldifst.rmepsilon(lg)
+        t_disambig = 0
     kaldifst.arcsort(lg, sort_type="ilabel")
 
-    t = kaldifst.compile(ctc_topology_text(num_units, tokenizer.blank_id, topology))
+    t = kaldifst.compile(ctc_topology_text(num_units, tokenizer.blank_id, topology, t_disambig))
     kaldifst.arcsort(t, sort_type="olabel")
     tlg = kaldifst.compose(t, lg)
     kaldifst.arcsort(tlg, sort_type="ilabel")
@@ -196,13 +239,18 @@ def build_tlg(arpa: str | os.PathLike, tokenizer: Tokenizer, out_dir: str | os.P
     write_fst(tlg, out_dir / "TLG.fst")
     with atomic_write(out_dir / "words.txt", "wb") as f:
         f.write(words_bytes)
-    meta = {"arpa": str(arpa), "topology": topology, "num_units": num_units, "units_sha1": units_checksum(tokenizer),
-            "words": len(words), "words_in_lexicon": len(spellings), "disambig_symbols": num_disambig,
-            "states": tlg.num_states, "seconds": round(time.perf_counter() - start, 2)}
+    meta = {"arpa": str(arpa), "topology": topology, "backoff": backoff, "num_units": num_units,
+            "units_sha1": units_checksum(tokenizer), "words": len(words), "words_in_lexicon": len(spellings),
+            "disambig_symbols": num_disambig, "lg_states": lg.num_states, "states": tlg.num_states,
+            "arcs": _num_arcs(tlg), "seconds": round(time.perf_counter() - start, 2)}
     with atomic_write(out_dir / "tlg.json") as f:
         json.dump(meta, f, ensure_ascii=False, indent=2)
     log.info("TLG: %s", meta)
     return out_dir / "TLG.fst"
+
+
+def _num_arcs(fst) -> int:
+    return sum(fst.num_arcs(s) for s in range(fst.num_states))
 
 
 def write_fst(fst, path: Path) -> None:
@@ -233,11 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--arpa", required=True, help="ARPA language model (words or characters)")
     p.add_argument("--units", required=True, help="units.txt of the ASR model (character units)")
     p.add_argument("--out", required=True, help="output folder for TLG.fst, words.txt, tlg.json")
-    p.add_argument("--topology", choices=["full", "compact"], default="full")
+    p.add_argument("--topology", choices=["compact", "full"], default="compact",
+                   help="CTC topology: compact (3V arcs, default) or full (exact CTC, about V^2 arcs: small vocabularies)")
+    p.add_argument("--backoff", choices=["epsilon", "rmepsilon"], default="epsilon",
+                   help="epsilon: back-off arcs kept (default); rmepsilon: the earlier, larger graph (for comparison)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        path = build_tlg(args.arpa, CharTokenizer(read_units(args.units)), args.out, args.topology)
+        path = build_tlg(args.arpa, CharTokenizer(read_units(args.units)), args.out, args.topology, args.backoff)
     except (ValueError, OSError, ImportError) as e:
         sys.exit(f"asr.lm.tlg: {e}")
     print(path)

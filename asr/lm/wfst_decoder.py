@@ -13,6 +13,17 @@ Cost of a path = ``-acoustic_scale * sum_t log p_t(label_t)`` (the CTC frames) +
 
 Hypotheses are returned as token ids (each word spelled with the ASR units), ready for
 :func:`asr.decoding.rescoring.attention_rescoring`.
+
+``blank_skip_threshold`` (off by default): frames whose blank probability exceeds it are left out
+before decoding, as WeNet's CTC WFST search does. CTC output is mostly blank frames, and each frame
+costs the decoder every arc out of its active states (with their back-off states: a character LM's
+unigram state has an arc per unit), so they are most of the decoding time. Leaving out a run of blank
+frames changes no labelling that a path can reach (a token may follow a different token without a
+blank, in both topologies), except a repeat: where the frames on either side may both emit the same
+unit (probability at least ``1 - threshold`` on each), the run's first frame is kept so that ``a _ a``
+still reads as two ``a``. What is lost are paths that emit a token on a frame the acoustics call
+blank with at least that probability, and the scores leave out the skipped frames' blank
+log-probabilities (the same for every path that reads blank there).
 """
 from __future__ import annotations
 
@@ -41,6 +52,9 @@ class TLGDecoder:
         min_active: fewest active states per frame.
         lattice_beam: lattice pruning beam of :meth:`nbest`.
         acoustic_scale: weight of the CTC log-probabilities against the graph's LM costs.
+        blank_skip_threshold: leave out frames whose blank probability exceeds it (module docstring);
+            None keeps every frame.
+        blank: the blank's id (column of the log-probabilities).
 
     Raises:
         FileNotFoundError: a file of the folder is missing.
@@ -49,7 +63,7 @@ class TLGDecoder:
 
     def __init__(self, graph_dir: str | os.PathLike, tokenizer: Tokenizer, beam: float = 16.0,
                  max_active: int = 7000, min_active: int = 20, lattice_beam: float = 8.0,
-                 acoustic_scale: float = 1.0):
+                 acoustic_scale: float = 1.0, blank_skip_threshold: float | None = None, blank: int = 0):
         try:
             import kaldi_decoder
             import kaldifst
@@ -72,15 +86,34 @@ class TLGDecoder:
         spellings = spell(words, tokenizer)
         self.spelling = {words[w]: tuple(ids) for w, ids in spellings.items()}  # word id -> token ids
         self.acoustic_scale, self.lattice_beam = acoustic_scale, float(lattice_beam)
+        if blank_skip_threshold is not None and not 0.0 < blank_skip_threshold <= 1.0:
+            raise ValueError(f"TLGDecoder: blank_skip_threshold must be in (0, 1], got {blank_skip_threshold}")
+        self.blank_skip_threshold, self.blank = blank_skip_threshold, blank
         self.faster_options = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active,
                                                                   min_active=min_active)
         self.lattice_options = kaldi_decoder.LatticeSimpleDecoderConfig(beam=beam, lattice_beam=lattice_beam)
 
-    def _decodable(self, log_probs: np.ndarray):
-        lp = np.ascontiguousarray(to_numpy(log_probs), dtype=np.float32) * np.float32(self.acoustic_scale)
+    def kept_frames(self, log_probs: np.ndarray) -> np.ndarray:
+        """(T', V) float32: the frames that are decoded (all, or those left after blank skipping)."""
+        lp = np.asarray(to_numpy(log_probs), dtype=np.float32)
         if lp.ndim != 2:
             raise ValueError(f"TLGDecoder: log_probs must be (T, V), got shape {lp.shape}")
-        return self._kd.DecodableCtc(lp)
+        if self.blank_skip_threshold is not None and len(lp):
+            blank = lp[:, self.blank] > np.log(self.blank_skip_threshold)  # (T,) frames to skip
+            if blank.all():
+                return lp[:1]  # decodes to nothing
+            keep = ~blank
+            kept = np.nonzero(keep)[0]  # (K,)
+            probs = np.exp(lp[kept])  # (K, V)
+            probs[:, self.blank] = 0.0
+            # a skipped run between two frames that may emit the same unit keeps its first frame (a repeat)
+            may_repeat = (np.minimum(probs[1:], probs[:-1]) >= 1.0 - self.blank_skip_threshold).any(axis=1)
+            keep[kept[:-1][(np.diff(kept) > 1) & may_repeat] + 1] = True
+            lp = lp[keep]  # (T', V)
+        return lp
+
+    def _decodable(self, lp: np.ndarray):
+        return self._kd.DecodableCtc(np.ascontiguousarray(lp * np.float32(self.acoustic_scale)))
 
     def _tokens(self, word_ids: list[int]) -> tuple[int, ...]:
         return tuple(t for w in word_ids for t in self.spelling[w])
@@ -95,10 +128,11 @@ class TLGDecoder:
             (token ids, score); ``((), -inf)`` when no path reaches the end of the graph
             (e.g. T = 0, or the beam lost every path).
         """
-        if len(log_probs) == 0:
+        lp = self.kept_frames(log_probs)
+        if len(lp) == 0:
             return (), -np.inf
         decoder = self._kd.FasterDecoder(self.graph, self.faster_options)
-        decoder.decode(self._decodable(log_probs))
+        decoder.decode(self._decodable(lp))
         ok, lattice = decoder.get_best_path()
         if not ok or lattice.num_states == 0:
             return (), -np.inf
@@ -115,10 +149,11 @@ class TLGDecoder:
         Returns:
             Best first; ``[((), -inf)]`` when no path reaches the end of the graph.
         """
-        if len(log_probs) == 0:
+        lp = self.kept_frames(log_probs)
+        if len(lp) == 0:
             return [((), -np.inf)]
         decoder = self._kd.LatticeSimpleDecoder(self.graph, self.lattice_options)
-        decoder.decode(self._decodable(log_probs))
+        decoder.decode(self._decodable(lp))
         ok, lattice = decoder.get_raw_lattice()
         if not ok or lattice.num_states == 0:
             return [((), -np.inf)]

@@ -71,6 +71,17 @@ class ASRModel(nn.Module):
         self.eos_id = vocab_size - 1 if eos_id is None else eos_id
         self.ignore_id = ignore_id
 
+    def unused_modules(self) -> list[str]:
+        """The parts no training loss reaches with these weights (DDP must be told: it waits for their gradients)."""
+        unused = []
+        if self.ctc_weight >= 1.0:
+            unused += ["decoder"] + (["r2l_decoder"] if self.r2l_decoder is not None else [])
+        elif self.r2l_decoder is not None and self.reverse_weight == 0:
+            unused.append("r2l_decoder")
+        if self.ctc_weight <= 0.0:
+            unused.append("ctc")
+        return unused
+
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
         return self.encoder(feats, feats_lens)
@@ -202,29 +213,34 @@ class ASRModel(nn.Module):
         return self.att_loss(logits, ys_out), accuracy
 
     def decoder_scores(
-        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor
+        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor,
+        reverse_weight: float | None = None,
     ) -> torch.Tensor:
         """Attention-decoder log-probabilities of hypotheses (for attention rescoring).
 
         score = (1 - reverse_weight) * l2r + reverse_weight * r2l when a right-to-left decoder exists
-        and reverse_weight > 0 (the same weighting as in training), else the left-to-right score.
-        Each score is log P(hyp + <eos> | enc_out), see ``TransformerDecoder.score``.
+        and reverse_weight > 0, else the left-to-right score. Each score is log P(hyp + <eos> | enc_out), see
+        ``TransformerDecoder.score``.
 
         Args:
             enc_out: (N, T', D) float, one row per hypothesis.
             enc_lens: (N,) int64.
             hyps: (N, L) int64, padded with anything.
             hyps_lens: (N,) int64.
+            reverse_weight: the right-to-left weight at decoding time; None = the training value.
 
         Returns:
             (N,) float.
         """
+        weight = self.reverse_weight if reverse_weight is None else reverse_weight
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"reverse_weight must be in [0, 1], got {weight}")
         score = self.decoder.score(enc_out, enc_lens, hyps, hyps_lens, self.sos_id, self.eos_id)
-        if self.r2l_decoder is not None and self.reverse_weight > 0:
+        if self.r2l_decoder is not None and weight > 0:
             r2l = self.r2l_decoder.score(
                 enc_out, enc_lens, reverse_padded(hyps, hyps_lens), hyps_lens, self.sos_id, self.eos_id
             )
-            score = (1 - self.reverse_weight) * score + self.reverse_weight * r2l
+            score = (1 - weight) * score + weight * r2l
         return score
 
     def num_params(self) -> int:

@@ -1,8 +1,10 @@
-"""Multi-head attention: plain (absolute / no positions) and relative-position (Transformer-XL style).
+"""Multi-head attention: plain (absolute / no positions), relative-position (Transformer-XL style) and rotary.
 
-Both run on ``torch.nn.functional.scaled_dot_product_attention`` (SDPA) when ``use_sdpa`` is True; the
-relative one passes its position term to SDPA as an additive float mask. ``use_sdpa=False`` computes
-the same thing with explicit matmul + softmax (the reference path for tests and benchmarks).
+All run on ``torch.nn.functional.scaled_dot_product_attention`` (SDPA) when ``use_sdpa`` is True; the
+relative one passes its position term to SDPA as an additive float mask (which keeps it off the fused Flash
+kernels); the rotary one rotates queries and keys and passes a mask only (or none, or ``is_causal``), which the
+fused kernels take. ``use_sdpa=False`` computes the same thing with explicit matmul + softmax (the reference path
+for tests, benchmarks and the ONNX export).
 
 Masks are boolean with True = masked out, shaped (B, 1, Tk) (padding) or (B or 1, Tq, Tk) (padding and
 causality). A query row with every key masked (e.g. an empty utterance) outputs zeros, never NaN.
@@ -14,6 +16,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from asr.model.mask import make_causal_mask
+from asr.model.posenc import rotary_tables
 
 
 def rel_shift(x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +76,7 @@ class MultiHeadAttention(nn.Module):
         value: torch.Tensor,
         mask: torch.Tensor | None = None,
         pos_emb: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
         """Attend from query to key/value.
 
@@ -79,7 +85,9 @@ class MultiHeadAttention(nn.Module):
             key: (B, Tk, D) float.
             value: (B, Tk, D) float.
             mask: (B or 1, 1 or Tq, Tk) bool, True = key not visible; None = all visible.
-            pos_emb: unused (accepted so both attention classes share one call signature).
+            pos_emb: unused (accepted so all attention classes share one call signature).
+            causal: query i sees keys j <= i only (decoder self-attention); given to SDPA as ``is_causal``
+                (no dense mask), so the fused kernels can run. Combined with ``mask`` if both are given.
 
         Returns:
             (B, Tq, D) float.
@@ -87,7 +95,7 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.linear_q(query)).transpose(1, 2)  # (B, H, Tq, D/H)
         k = self._split_heads(self.linear_k(key)).transpose(1, 2)  # (B, H, Tk, D/H)
         v = self._split_heads(self.linear_v(value)).transpose(1, 2)  # (B, H, Tk, D/H)
-        return self._attend(q, k, v, mask)
+        return self._attend(q, k, v, mask, causal=causal)
 
     def _attend(
         self,
@@ -96,6 +104,7 @@ class MultiHeadAttention(nn.Module):
         v: torch.Tensor,
         mask: torch.Tensor | None,
         bias: torch.Tensor | None = None,
+        causal: bool = False,
     ) -> torch.Tensor:
         """softmax(q k^T / sqrt(D/H) + bias, masked) v, heads merged and projected.
 
@@ -104,12 +113,16 @@ class MultiHeadAttention(nn.Module):
             k, v: (B, H, Tk, D/H) float.
             mask: (B or 1, 1 or Tq, Tk) bool, True = masked; or None.
             bias: (B, H, Tq, Tk) float added to the scaled scores, or None.
+            causal: mask keys after each query (``is_causal`` for SDPA when there is nothing else to mask).
 
         Returns:
             (B, Tq, D) float.
         """
         b, _, tq, _ = q.shape
         dropout_p = self.dropout if self.training else 0.0
+        if causal and (mask is not None or bias is not None or not self.use_sdpa):
+            future = make_causal_mask(tq, q.device).unsqueeze(0)  # (1, Tq, Tk)
+            mask, causal = (future if mask is None else mask | future), False
         empty_rows = None
         if mask is not None:
             mask = mask.unsqueeze(1)  # (B, 1, 1 or Tq, Tk)
@@ -121,7 +134,7 @@ class MultiHeadAttention(nn.Module):
             attn_mask = bias
             if mask is not None:
                 attn_mask = ~mask if bias is None else bias.masked_fill(mask, float("-inf"))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=causal)
         else:
             scores = q @ k.transpose(-2, -1) / math.sqrt(self.d_head)  # (B, H, Tq, Tk)
             if bias is not None:
@@ -184,3 +197,59 @@ class RelPositionMultiHeadAttention(MultiHeadAttention):
         q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, T, D/H)
         pos_scores = rel_shift(q_v @ p.transpose(-2, -1))  # (B, H, T, 2T-1) -> (B, H, T, T)
         return self._attend(q_u, k, v, mask, bias=pos_scores / math.sqrt(self.d_head))
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each head's vector by its position's angles (halves form the pairs).
+
+    Args:
+        x: (B, H, T, D/H) float.
+        cos, sin: (T, D/H) float32 tables (:func:`asr.model.posenc.rotary_tables`).
+
+    Returns:
+        (B, H, T, D/H) in the dtype of ``x``.
+    """
+    half = x.size(-1) // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)  # rotate_half: (x1, x2) -> (-x2, x1)
+    return (x * cos.to(x.dtype) + rotated * sin.to(x.dtype)).to(x.dtype)
+
+
+class RoPEMultiHeadAttention(MultiHeadAttention):
+    """Self-attention with rotary positions: q and k rotated by their frame's angles, then plain attention
+    (mask only), so the score of (i, j) depends on i - j alone.
+
+    Args: as ``MultiHeadAttention`` (D/H must be even).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_sdpa: bool = True):
+        super().__init__(d_model, num_heads, dropout, use_sdpa)
+        if self.d_head % 2:
+            raise ValueError(f"rotary positions need an even head dimension, got {self.d_head}")
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        pos_emb: torch.Tensor | None = None,
+        causal: bool = False,
+    ) -> torch.Tensor:
+        """Rotary self-attention.
+
+        Args:
+            query, key, value: (B, T, D) float (self-attention).
+            mask: (B, 1 or T, T) bool, True = key not visible; or None.
+            pos_emb: (T,) float32 frame positions, from ``RotaryPositionalEncoding``.
+            causal: as in ``MultiHeadAttention``.
+
+        Returns:
+            (B, T, D) float.
+        """
+        if pos_emb is None:
+            raise ValueError("RoPEMultiHeadAttention needs the positions (use pos_enc='rope' in the encoder)")
+        cos, sin = rotary_tables(pos_emb, self.d_head)  # (T, D/H) each
+        q = rotate(self._split_heads(self.linear_q(query)).transpose(1, 2), cos, sin)  # (B, H, T, D/H)
+        k = rotate(self._split_heads(self.linear_k(key)).transpose(1, 2), cos, sin)  # (B, H, T, D/H)
+        v = self._split_heads(self.linear_v(value)).transpose(1, 2)  # (B, H, T, D/H)
+        return self._attend(q, k, v, mask, causal=causal)

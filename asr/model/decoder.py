@@ -6,7 +6,7 @@ from torch import nn
 
 from asr.model.attention import MultiHeadAttention
 from asr.model.feed_forward import FeedForward
-from asr.model.mask import make_causal_mask, make_pad_mask
+from asr.model.mask import make_pad_mask
 from asr.model.posenc import AbsolutePositionalEncoding
 
 
@@ -74,20 +74,17 @@ class DecoderBlock(nn.Module):
         self.norm_ff = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self, x: torch.Tensor, self_mask: torch.Tensor, enc_out: torch.Tensor, enc_mask: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, enc_out: torch.Tensor, enc_mask: torch.Tensor | None) -> torch.Tensor:
         """Args:
-            x: (B, L, D) float.
-            self_mask: (1 or B, L, L) bool, True = not visible.
+            x: (B, L, D) float; self-attention is causal (query i sees positions j <= i).
             enc_out: (B, T, D) float.
-            enc_mask: (B, 1, T) bool, True = encoder padding.
+            enc_mask: (B, 1, T) bool, True = encoder padding; or None (no padding).
 
         Returns:
             (B, L, D) float.
         """
         h = self.norm_self(x)
-        x = x + self.dropout(self.self_attn(h, h, h, self_mask))
+        x = x + self.dropout(self.self_attn(h, h, h, causal=True))
         x = x + self.dropout(self.src_attn(self.norm_src(x), enc_out, enc_out, enc_mask))
         return x + self.dropout(self.feed_forward(self.norm_ff(x)))
 
@@ -131,8 +128,9 @@ class TransformerDecoder(nn.Module):
     ) -> torch.Tensor:
         """Teacher-forced logits for every input position.
 
-        Only a causal mask is applied to self-attention: a valid position i < ys_in_lens sees keys
-        j <= i, which are all valid, so padded positions never reach valid outputs.
+        Self-attention is only causal (``is_causal``, no dense mask: SDPA's fused kernels can run): a valid
+        position i < ys_in_lens sees keys j <= i, which are all valid, so padded positions never reach valid
+        outputs.
 
         Args:
             enc_out: (B, T, D) float.
@@ -143,11 +141,10 @@ class TransformerDecoder(nn.Module):
         Returns:
             logits: (B, L, V) float; position i predicts token i+1.
         """
-        self_mask = make_causal_mask(ys_in.size(1), ys_in.device).unsqueeze(0)  # (1, L, L)
         enc_mask = make_pad_mask(enc_lens, enc_out.size(1)).unsqueeze(1)  # (B, 1, T)
         x, _ = self.pos_enc(self.embed(ys_in))  # (B, L, D)
         for block in self.blocks:
-            x = block(x, self_mask, enc_out, enc_mask)
+            x = block(x, enc_out, enc_mask)
         return self.output(self.norm(x))
 
     def score(

@@ -4,16 +4,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr.model.attention import MultiHeadAttention, RelPositionMultiHeadAttention
+from asr.model.attention import MultiHeadAttention, RelPositionMultiHeadAttention, RoPEMultiHeadAttention
 from asr.model.convolution import ConvolutionModule
 from asr.model.feed_forward import FeedForward
 from asr.model.mask import make_pad_mask
-from asr.model.posenc import AbsolutePositionalEncoding, NoPositionalEncoding, RelPositionalEncoding
+from asr.model.posenc import (AbsolutePositionalEncoding, NoPositionalEncoding, RelPositionalEncoding,
+                              RotaryPositionalEncoding)
 from asr.model.subsampling import Conv2dSubsampling
 
 # pos_enc option -> (positional encoding, self-attention) classes.
 POSITIONAL_ENCODINGS = {
     "rel": (RelPositionalEncoding, RelPositionMultiHeadAttention),
+    "rope": (RotaryPositionalEncoding, RoPEMultiHeadAttention),
     "abs": (AbsolutePositionalEncoding, MultiHeadAttention),
     "none": (NoPositionalEncoding, MultiHeadAttention),
 }

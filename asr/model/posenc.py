@@ -1,8 +1,12 @@
-"""Positional encodings: absolute sinusoidal, relative (Transformer-XL style) and none.
+"""Positional encodings: absolute sinusoidal, relative (Transformer-XL style), rotary (RoPE) and none.
 
 Every encoding has the same interface, ``forward(x) -> (x, pos_emb)``, so the encoder can swap them:
 the absolute one adds positions to ``x``; the relative one leaves ``x`` alone and returns the
 embeddings of the relative positions for ``RelPositionMultiHeadAttention``.
+
+Positions and angles are computed in float32 (float64 for float64 inputs) and only the finished table is cast to
+the activations' dtype: in bfloat16 (8 bits of mantissa) the positions themselves would be rounded (+-349 to 605 distinct values)
+and the angles with them, so training under autocast and decoding in float32 would see different encodings.
 """
 from __future__ import annotations
 
@@ -12,23 +16,28 @@ import torch
 from torch import nn
 
 
+def table_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype positional tables are computed in for activations ``x``: float64 for float64, else float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
 def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Sinusoidal embedding of (possibly negative) positions, as in "Attention Is All You Need".
 
     emb[p, 2i] = sin(p / 10000^(2i/D)),  emb[p, 2i+1] = cos(p / 10000^(2i/D)).
 
     Args:
-        positions: (P,) float, the positions to embed.
+        positions: (P,) float32 or float64, the positions to embed.
         d_model: embedding size D (even).
 
     Returns:
-        emb: (P, D) float, same dtype and device as ``positions``.
+        emb: (P, D) in the dtype of ``positions``, computed with autocast off whatever the caller's.
     """
-    inv_freq = torch.exp(
-        torch.arange(0, d_model, 2, dtype=positions.dtype, device=positions.device) * (-math.log(10000.0) / d_model)
-    )  # (D/2,)
-    angles = positions.unsqueeze(1) * inv_freq  # (P, D/2)
-    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (P, D/2, 2) -> (P, D)
+    with torch.autocast(positions.device.type, enabled=False):
+        inv_freq = torch.exp(torch.arange(0, d_model, 2, dtype=positions.dtype, device=positions.device)
+                             * (-math.log(10000.0) / d_model))  # (D/2,)
+        angles = positions.unsqueeze(1) * inv_freq  # (P, D/2)
+        return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)  # (P, D/2, 2) -> (P, D)
 
 
 class AbsolutePositionalEncoding(nn.Module):
@@ -46,8 +55,8 @@ class AbsolutePositionalEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Args: x: (B, T, D). Returns: (x_out (B, T, D), None)."""
-        positions = torch.arange(x.size(1), device=x.device, dtype=x.dtype)  # (T,)
-        x = x * math.sqrt(self.d_model) + sinusoidal_embedding(positions, self.d_model)  # (B, T, D)
+        positions = torch.arange(x.size(1), device=x.device, dtype=table_dtype(x))  # (T,)
+        x = x * math.sqrt(self.d_model) + sinusoidal_embedding(positions, self.d_model).to(x.dtype)  # (B, T, D)
         return self.dropout(x), None
 
 
@@ -70,9 +79,48 @@ class RelPositionalEncoding(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: x: (B, T, D). Returns: (x * sqrt(D) (B, T, D), pos_emb (1, 2T-1, D))."""
         t = x.size(1)
-        positions = torch.arange(t - 1, -t, -1, device=x.device, dtype=x.dtype)  # (2T-1,) from T-1 to -(T-1)
-        pos_emb = sinusoidal_embedding(positions, self.d_model).unsqueeze(0)  # (1, 2T-1, D)
+        positions = torch.arange(t - 1, -t, -1, device=x.device, dtype=table_dtype(x))  # (2T-1,) T-1 .. -(T-1)
+        pos_emb = sinusoidal_embedding(positions, self.d_model).to(x.dtype).unsqueeze(0)  # (1, 2T-1, D)
         return self.dropout(x * math.sqrt(self.d_model)), self.dropout(pos_emb)
+
+
+def rotary_tables(positions: torch.Tensor, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles ``p * base^(-2i/head_dim)``, each repeated for both halves of a head.
+
+    Args:
+        positions: (T,) float32 positions.
+        head_dim: D/H (even).
+
+    Returns:
+        cos, sin: (T, head_dim) float32, computed with autocast off.
+    """
+    with torch.autocast(positions.device.type, enabled=False):
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+        angles = positions.float().unsqueeze(1) * inv_freq  # (T, D/H/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (T, D/H)
+        return angles.cos(), angles.sin()
+
+
+class RotaryPositionalEncoding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021): the scaled input and the frame positions; the attention
+    (``RoPEMultiHeadAttention``) rotates queries and keys by angles proportional to their positions, so their dot
+    product depends on the relative position only, with no bias term: attention stays mask-only, and on GPUs
+    reaches the fused (Flash) kernels when a batch has no padding.
+
+    Args:
+        d_model: model dimension D.
+        dropout: dropout rate on the scaled input.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0):
+        super().__init__()
+        self.d_model = d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x: (B, T, D). Returns: (x * sqrt(D) (B, T, D), positions (T,) float32)."""
+        positions = torch.arange(x.size(1), device=x.device, dtype=torch.float32)  # (T,)
+        return self.dropout(x * math.sqrt(self.d_model)), positions
 
 
 class NoPositionalEncoding(nn.Module):

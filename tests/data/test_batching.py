@@ -45,15 +45,47 @@ def test_validation_order_is_sorted_and_tight():
         assert max(frames[b + [nxt[0]]]) * (len(b) + 1) > 8000
 
 
-def test_ddp_ranks_partition_the_epoch():
+def test_ddp_ranks_share_each_global_batch_and_each_part_fits():
     frames = lengths(501)
-    ranks = [DynamicBucketBatchSampler(frames, 6000, seed=1, num_replicas=4, rank=r) for r in range(4)]
+    ranks = [DynamicBucketBatchSampler(frames, 1500, seed=1, num_replicas=4, rank=r) for r in range(4)]
     per_rank = [r.batches() for r in ranks]
     assert len({len(b) for b in per_rank}) == 1  # every rank steps the same number of times
+    for step in zip(*per_rank):
+        assert all(max(frames[part]) * len(part) <= 1500 for part in step)
+        assert max(map(len, step)) - min(map(len, step)) <= 1
     seen = Counter(i for b in per_rank for batch in b for i in batch)
     assert set(seen) == set(range(len(frames)))
-    single = DynamicBucketBatchSampler(frames, 6000, seed=1).batches()
-    assert sum(seen.values()) - len(frames) == sum(map(len, single[: -len(single) % 4]))  # only the padding repeats
+    repeated = sum(seen.values()) - len(frames)  # only global batches smaller than 4 repeat utterances
+    assert repeated <= 3 * sum(1 for step in zip(*per_rank) if len(set().union(*map(set, step))) < 4)
+
+
+def test_one_device_and_two_see_the_same_global_batches_when_packing_agrees():
+    frames = np.full(400, 300)  # equal lengths: 8 utterances fill 2,400 frames, 4 fill each of two devices' 1,200
+    single = DynamicBucketBatchSampler(frames, 2400, seed=4, bucket_size=64).batches()
+    ranks = [DynamicBucketBatchSampler(frames, 1200, seed=4, bucket_size=64, num_replicas=2, rank=r).batches()
+             for r in range(2)]
+    assert [sorted(a + b) for a, b in zip(*ranks)] == [sorted(batch) for batch in single]
+
+
+def test_every_epoch_has_the_same_length_and_visits_everything_once():
+    frames = lengths(3000, seed=2)
+    sampler = DynamicBucketBatchSampler(frames, 6000, seed=1, bucket_size=300)
+    counts = []
+    for epoch in range(6):
+        sampler.set_epoch(epoch)
+        counts.append(len(sampler))
+        assert sorted(i for batch in sampler for i, _ in batch) == list(range(len(frames)))
+    assert len(set(counts)) == 1
+    resumed = DynamicBucketBatchSampler(frames, 6000, seed=1, bucket_size=300)
+    resumed.set_epoch(5)  # a run resumed in a later epoch has the same epoch length
+    assert len(resumed) == counts[0]
+
+
+def test_validation_under_ddp_counts_every_utterance_once():
+    frames = lengths(301)
+    ranks = [DynamicBucketBatchSampler(frames, 4000, shuffle=False, num_replicas=3, rank=r) for r in range(3)]
+    seen = [i for r in ranks for batch in r.batches() for i in batch]
+    assert sorted(seen) == list(range(len(frames)))
 
 
 def test_too_long_utterances_are_listed_not_batched(caplog):

@@ -75,6 +75,9 @@ class FrameLocalBackend:
     def __init__(self, vocab: int, dims: int = 80, seed: int = 0):
         self.weight = torch.randn(dims, vocab, generator=torch.Generator().manual_seed(seed)) * 3
 
+    def set_reverse_weight(self, weight):
+        pass
+
     def encode(self, feats, feats_lens):
         return feats, feats_lens
 

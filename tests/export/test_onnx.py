@@ -43,3 +43,11 @@ def test_backend_checks_the_folder_and_short_input(random_onnx, random_static):
     backend = OnnxRuntimeBackend(random_onnx, num_threads=1)
     with pytest.raises(ValueError, match="too short"):
         backend.encode(torch.zeros(1, 3, 80), torch.tensor([3]))
+
+
+def test_the_exported_decoder_keeps_its_reverse_weight(random_onnx):
+    backend = OnnxRuntimeBackend(random_onnx, num_threads=1)
+    backend.set_reverse_weight(None)
+    backend.set_reverse_weight(0.0)  # the model's own
+    with pytest.raises(ValueError, match="torch backend"):
+        backend.set_reverse_weight(0.5)

@@ -9,6 +9,7 @@ from asr.inference import modes as modes_module
 from asr.inference.backends import TorchBackend, UnsupportedOperation
 from asr.inference.modes import MODES
 from asr.inference.recognizer import Recognizer
+from asr.model.decoder import reverse_padded
 from tests.inference.conftest import pad
 
 
@@ -118,3 +119,27 @@ def test_two_recognizers_with_different_mode_tables_do_not_see_each_others_modes
             rec.decode_ids(feats, feats_lens, [missing])
     assert "reversed_greedy" not in MODES and only_greedy.decode_ids(feats, feats_lens, ["ctc_greedy_search"]) == {
         "ctc_greedy_search": greedy}
+
+
+def test_decode_time_reverse_weight_mixes_the_two_decoders_and_exported_backends_refuse_another():
+    from asr.model.registry import build_model
+    from tests.export.conftest import small_model_config
+
+    torch.manual_seed(0)
+    config = small_model_config(20)
+    config.update(r2l_decoder=dict(config["decoder"]), reverse_weight=0.3)
+    model = build_model(config, "test").eval()
+    enc_out, enc_lens = torch.randn(3, 9, 64), torch.tensor([9, 7, 5])
+    hyps, hyps_lens = torch.tensor([[3, 4, 5], [6, 7, 0], [8, 0, 0]]), torch.tensor([3, 2, 1])
+    with torch.no_grad():
+        l2r = model.decoder.score(enc_out, enc_lens, hyps, hyps_lens, model.sos_id, model.eos_id)
+        r2l = model.r2l_decoder.score(enc_out, enc_lens, reverse_padded(hyps, hyps_lens), hyps_lens, model.sos_id,
+                                      model.eos_id)
+    for weight in (None, 0.0, 0.8):
+        backend = TorchBackend(model)
+        backend.set_reverse_weight(weight)
+        w = 0.3 if weight is None else weight
+        torch.testing.assert_close(backend.decoder_scores(enc_out, enc_lens, hyps, hyps_lens), (1 - w) * l2r + w * r2l)
+    plain = TorchBackend(build_model(small_model_config(20), "test"))
+    with pytest.raises(ValueError, match="right-to-left decoder"):
+        plain.set_reverse_weight(0.5)

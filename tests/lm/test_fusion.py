@@ -110,3 +110,62 @@ def test_word_scorer_finds_the_best_segmentation(word_lm, text):
     scorer = WordLMScorer(word_lm, spellings(word_lm), lm_weight=0.8, max_segmentations=100)
     total, state = scorer.replay([UNITS.index(c) for c in text])
     assert total + scorer.end_score(state) == pytest.approx(best_segmentation(word_lm, text, 0.8), rel=1e-9)
+
+
+def best_prefix_score(lm, text, weight, lookahead):
+    """Brute force over every split of ``text`` into LM words (as above) where the last piece may also be
+    an unfinished word: it is then charged the best score of the words that continue it (``lookahead``:
+    from the unigram probabilities, from the history, or nothing). No ``</s>``."""
+    vocab = {w for w in lm.model.vocab if not w.startswith("<")}
+    prefixes = {w[:k] for w in vocab for k in range(1, len(w))}
+    nats = lambda hist, w: weight * LN10 * lm.model.log10_prob(hist, w)  # noqa: E731
+    best = -math.inf
+    for cuts in itertools.product([0, 1], repeat=len(text) - 1):
+        bounds = [0] + [i for i, cut in enumerate(cuts, 1) if cut] + [len(text)]
+        pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
+        for last_unfinished in (False, True):
+            if last_unfinished and pieces[-1] not in prefixes:
+                continue
+            words = []
+            for p in pieces[:-1] if last_unfinished else pieces:
+                if p in vocab:
+                    words.append(p)
+                elif len(p) == 1 and p not in prefixes:
+                    words.append("<unk>")
+                else:
+                    break
+            else:
+                hist, score = ["<s>"], 0.0
+                for w in words:
+                    score += nats(hist, w)
+                    hist.append(w)
+                if last_unfinished and lookahead != "none":
+                    longer = [w for w in vocab if w.startswith(pieces[-1]) and len(w) > len(pieces[-1])]
+                    score += max(nats(() if lookahead == "unigram" else hist, w) for w in longer)
+                best = max(best, score)
+    return best
+
+
+@pytest.mark.parametrize("lookahead", ["unigram", "history", "none"])
+@pytest.mark.parametrize("text", ["abcd", "bcde", "abab", "cdab", "ggab", "dab"])
+def test_word_scorer_charges_unfinished_words_their_best_completion(word_lm, text, lookahead):
+    """After every token, the fused score is the best segmentation's, an unfinished last word charged its
+    look-ahead (and its real score once it completes)."""
+    scorer = WordLMScorer(word_lm, spellings(word_lm), lm_weight=0.8, max_segmentations=100, lookahead=lookahead)
+    tokens = [UNITS.index(c) for c in text]
+    for k in range(1, len(text) + 1):
+        total, state = scorer.replay(tokens[:k])
+        assert total == pytest.approx(best_prefix_score(word_lm, text[:k], 0.8, lookahead), rel=1e-9), text[:k]
+        assert total + scorer.end_score(state) == pytest.approx(best_segmentation(word_lm, text[:k], 0.8), rel=1e-9)
+
+
+def test_without_lookahead_an_unfinished_word_is_free_and_outranks_a_finished_one(word_lm):
+    """The failure the look-ahead removes: "ab" is the word ab (it pays ln P(ab)) or the beginning of abc,
+    which pays nothing without look-ahead, so it ranks first with a fused LM score of 0."""
+    none = WordLMScorer(word_lm, spellings(word_lm), lm_weight=1.0, max_segmentations=100, lookahead="none")
+    total, state = none.replay([UNITS.index(c) for c in "ab"])
+    assert state[0][1] == (UNITS.index("a"), UNITS.index("b")) and total == 0.0
+    with_lookahead = WordLMScorer(word_lm, spellings(word_lm), lm_weight=1.0, max_segmentations=100)
+    assert with_lookahead.replay([UNITS.index(c) for c in "ab"])[0] < 0.0
+    with pytest.raises(ValueError, match="lookahead"):
+        WordLMScorer(word_lm, spellings(word_lm), lm_weight=1.0, lookahead="trie")

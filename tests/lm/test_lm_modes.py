@@ -6,6 +6,7 @@ import torch
 
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
+from asr.decoding.rescoring import attention_rescoring
 from asr.inference.lm_modes import LM_MODES, fused_nbest, load_lm, tlg_nbest
 from asr.inference.modes import MODES, Encoded
 from asr.inference.recognizer import Recognizer
@@ -24,6 +25,9 @@ class FakeBackend:
 
     def __init__(self, preferred: list[int]):
         self.preferred = preferred
+
+    def set_reverse_weight(self, weight):
+        assert weight is None
 
     def decoder_scores(self, enc_out, enc_lens, hyps, hyps_lens):
         out = []
@@ -97,8 +101,15 @@ def test_tlg_modes_agree_with_the_graph_decoder(setup, tmp_path):
     enc = encoded()
     best = LM_MODES["tlg"].search(rec, enc)
     for b, n in enumerate(enc.lens.tolist()):
-        assert best[b] == list(rec.graph.best(enc.ctc_log_probs[b, :n])[0])
+        assert best[b] == list(rec.graph.decoder.best(enc.ctc_log_probs[b, :n])[0])
     rescored = LM_MODES["tlg_attention_rescoring"].search(rec, enc)
     nbests = tlg_nbest(rec, enc)
     for b, nbest in enumerate(nbests):
         assert tuple(rescored[b]) in [h for h, _ in nbest]
+    # the graph score's weight: ctc_weight / acoustic_scale by default, tlg_rescoring_weight when given
+    for settings, weight in (({}, rec.ctc_weight / rec.graph.decoder.acoustic_scale), ({"tlg_rescoring_weight": 7.0}, 7.0)):
+        rec = recognizer(tlg_dir=str(tmp_path / "graph"), tlg_acoustic_scale=2.0, **settings)
+        enc = encoded()
+        expected = attention_rescoring(tlg_nbest(rec, enc), enc.enc_out, enc.enc_lens, rec.backend.decoder_scores,
+                                       ctc_weight=weight)
+        assert LM_MODES["tlg_attention_rescoring"].search(rec, enc) == [list(h) for h, _ in expected]

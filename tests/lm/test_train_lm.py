@@ -29,8 +29,10 @@ def assert_normalised(model, tol=1e-4):
 @pytest.mark.parametrize("unit", ["char", "word"])
 def test_python_estimator_trains_on_the_units(tmp_path, unit):
     out = tmp_path / f"{unit}.arpa"
-    r = train(tmp_path, "--order", "3", "--unit", unit, "--out", str(out), "--estimator", "python")
+    r = train(tmp_path, "--order", "3", "--unit", unit, "--out", str(out), "--estimator", "python",
+              "--discount-fallback")
     assert r.returncode == 0, r.stderr
+    assert "python modified Kneser-Ney" in r.stdout
     model = read_arpa(out)
     expected = {w for line in LINES for w in tokenise(line, unit)}
     assert set(out.with_suffix(".vocab").read_text(encoding="utf-8").split()) == expected
@@ -54,6 +56,19 @@ def test_lmplz_trains_a_normalised_model(tmp_path, order):
         r = train(tmp_path, "--order", str(order), "--out", str(out), "--discount-fallback", "--binary")
         assert r.returncode == 0, r.stderr
         assert out.with_suffix(".bin").stat().st_size > 0
+
+
+def test_auto_estimator_is_lmplz_when_found_else_python(tmp_path):
+    out = tmp_path / "lm.arpa"
+    r = train(tmp_path, "--order", "2", "--out", str(out), "--discount-fallback")
+    assert r.returncode == 0, r.stderr
+    assert ("lmplz" if find_kenlm_program("lmplz") else "python modified Kneser-Ney") in r.stdout
+
+
+def test_tiny_text_without_discount_fallback_is_a_one_line_error(tmp_path):
+    r = train(tmp_path, "--order", "3", "--out", str(tmp_path / "x.arpa"), "--estimator", "python")
+    assert r.returncode != 0
+    assert r.stderr.startswith("train_lm.py: modified Kneser-Ney:") and "--discount-fallback" in r.stderr
 
 
 def test_missing_text_is_a_one_line_error(tmp_path):

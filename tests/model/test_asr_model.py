@@ -144,3 +144,19 @@ def test_bad_weights_raise():
         build(reverse_weight=0.3)
     with pytest.raises(ValueError, match="ctc_weight"):
         build(ctc_weight=1.5)
+
+
+@pytest.mark.parametrize("ctc_weight, r2l, reverse_weight", [(0.3, False, 0.0), (1.0, False, 0.0), (0.0, False, 0.0),
+                                                            (0.3, True, 0.0), (0.3, True, 0.3), (1.0, True, 0.0)])
+def test_unused_modules_are_the_ones_no_gradient_reaches(ctc_weight, r2l, reverse_weight):
+    from tests.export.conftest import small_model_config
+    from asr.model.registry import build_model
+
+    config = small_model_config(20)
+    config.update(ctc_weight=ctc_weight, reverse_weight=reverse_weight, r2l_decoder=dict(config["decoder"]) if r2l else None)
+    model = build_model(config, "test")
+    out = model(torch.randn(2, 50, 80), torch.tensor([50, 40]), torch.tensor([[3, 4, 5], [6, 7, -1]]), torch.tensor([3, 2]))
+    out["loss"].backward()
+    no_grad = {name for name, module in model.named_children() if any(p.requires_grad for p in module.parameters())
+               and all(p.grad is None or not p.grad.any() for p in module.parameters())}
+    assert set(model.unused_modules()) == no_grad

@@ -3,9 +3,10 @@ import math
 import pytest
 import torch
 
-from asr.model.attention import MultiHeadAttention, RelPositionMultiHeadAttention, rel_shift
+from asr.model.attention import (MultiHeadAttention, RelPositionMultiHeadAttention, RoPEMultiHeadAttention, rel_shift,
+                                 rotate)
 from asr.model.mask import make_causal_mask, make_pad_mask
-from asr.model.posenc import RelPositionalEncoding
+from asr.model.posenc import RelPositionalEncoding, rotary_tables
 
 D, H = 8, 2
 
@@ -72,7 +73,7 @@ def run_both_paths(attn, *inputs):
     return results
 
 
-@pytest.mark.parametrize("kind", ["plain_self", "causal", "cross", "relative"])
+@pytest.mark.parametrize("kind", ["plain_self", "causal", "is_causal", "cross", "relative", "rope"])
 def test_sdpa_on_equals_off(kind):
     torch.manual_seed(0)
     lens = torch.tensor([7, 5, 2])
@@ -84,6 +85,12 @@ def test_sdpa_on_equals_off(kind):
     elif kind == "causal":
         attn = MultiHeadAttention(D, H)
         inputs = (x, x, x, pad | make_causal_mask(7))
+    elif kind == "is_causal":  # the decoder's self-attention: no mask, SDPA's is_causal
+        attn = MultiHeadAttention(D, H)
+        inputs = (x, x, x, None, None, True)
+    elif kind == "rope":
+        attn = RoPEMultiHeadAttention(D, H)
+        inputs = (x, x, x, pad, torch.arange(7, dtype=torch.float32))
     elif kind == "cross":
         attn = MultiHeadAttention(D, H)
         inputs = (torch.randn(3, 4, D, dtype=torch.float64), x, x, pad)
@@ -118,3 +125,27 @@ def test_fully_masked_rows_give_zeros_not_nan(use_sdpa, relative):
 def test_bad_head_count_raises():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)
+
+
+def test_is_causal_equals_an_explicit_causal_mask():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(D, H).double().eval()
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    torch.testing.assert_close(attn(x, x, x, causal=True), attn(x, x, x, make_causal_mask(6).unsqueeze(0)),
+                               rtol=0, atol=1e-12)
+
+
+def test_rope_scores_depend_on_relative_position_only_and_rotate_like_complex_numbers():
+    torch.manual_seed(0)
+    attn = RoPEMultiHeadAttention(D, H).double().eval()
+    x = torch.randn(2, 6, D, dtype=torch.float64)
+    positions = torch.arange(6, dtype=torch.float32)
+    torch.testing.assert_close(attn(x, x, x, None, positions), attn(x, x, x, None, positions + 37.0),
+                               rtol=1e-5, atol=1e-6)  # float32 angles of larger positions round a little more
+    # rotation = multiplication by e^{i p theta} of (first half + i * second half)
+    v = torch.randn(1, 1, 6, D // H, dtype=torch.float64)
+    cos, sin = rotary_tables(positions, D // H)
+    half = D // H // 2
+    z = torch.complex(v[..., :half], v[..., half:]) * torch.polar(torch.ones(6, half, dtype=torch.float64),
+                                                                  (torch.atan2(sin, cos)[:, :half]).double())
+    torch.testing.assert_close(rotate(v, cos, sin), torch.cat([z.real, z.imag], dim=-1), rtol=1e-6, atol=1e-6)

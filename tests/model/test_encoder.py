@@ -11,6 +11,7 @@ VARIANTS = [
     ("none", True, False, "conv2d8", "batch"),
     ("abs", False, False, "conv2d4", "batch"),  # Transformer baseline
     ("rel", False, False, "conv2d4", "batch"),
+    ("rope", True, True, "conv2d4", "batch"),  # Conformer with rotary positions
 ]
 
 
@@ -36,7 +37,7 @@ def test_padded_batch_equals_each_utterance_alone(variant):
         torch.testing.assert_close(enc_out[b, : enc_lens[b]], alone[0], rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("pos_enc", ["rel", "abs", "none"])
+@pytest.mark.parametrize("pos_enc", ["rel", "abs", "none", "rope"])
 def test_sdpa_on_equals_off(pos_enc):
     encoder = build(pos_enc, True, True, "conv2d4", "batch")
     feats_lens = torch.tensor([40, 29])
@@ -58,5 +59,18 @@ def test_transformer_has_no_conv_or_macaron():
 
 
 def test_bad_pos_enc_lists_allowed_values():
-    with pytest.raises(ValueError, match=r"allowed: \['abs', 'none', 'rel'\]"):
-        ConformerEncoder(**TINY, pos_enc="rope")
+    with pytest.raises(ValueError, match=r"allowed: \['abs', 'none', 'rel', 'rope'\]"):
+        ConformerEncoder(**TINY, pos_enc="alibi")
+
+
+@pytest.mark.slow
+def test_compiled_encoder_equals_eager_and_keeps_its_parameter_names():
+    encoder = build("rel", True, True, "conv2d4", "batch").float()
+    feats, feats_lens = torch.randn(3, 60, 16), torch.tensor([60, 43, 25])
+    eager, eager_lens = encoder(feats, feats_lens)
+    names = list(encoder.state_dict())
+    encoder.compile()  # what `compile=true` does in asr.train
+    compiled, compiled_lens = encoder(feats, feats_lens)
+    assert list(encoder.state_dict()) == names and torch.equal(eager_lens, compiled_lens)
+    for b, n in enumerate(eager_lens.tolist()):
+        torch.testing.assert_close(compiled[b, :n], eager[b, :n], rtol=1e-4, atol=1e-5)

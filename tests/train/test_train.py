@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from asr.average import average_states, read_checkpoint
+from asr.average import average_checkpoints, average_states, read_checkpoint, select
 from asr.modelfile import load_model_file, read_meta
 
 TINY = ["experiment=demo", "data.num_workers=0", "trainer.enable_progress_bar=false", "test_after_fit=false",
@@ -63,6 +63,25 @@ def test_averaging_identical_checkpoints_is_identity():
     assert torch.equal(two["w"], torch.ones(2))
 
 
+def test_streaming_average_of_checkpoint_files_equals_the_average_of_their_states(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    states = []
+    for i in range(5):
+        state = {"model.w": torch.randn(6, 4, generator=g), "model.b": torch.randn(4, generator=g).half(),
+                 "model.count": torch.tensor(i)}
+        states.append({k[len("model."):]: v for k, v in state.items()})
+        torch.save({"state_dict": {**state, "other.x": torch.ones(3)}, "global_step": 10 * i,
+                    "asr": {"val_cer": 0.5 - 0.1 * i * (-1) ** i}, "optimizer_states": [{"big": torch.zeros(100)}]},
+                   tmp_path / f"{'best' if i % 2 else 'last'}-{i}.ckpt")
+    paths = sorted(tmp_path.glob("*.ckpt"), key=lambda p: int(p.stem.split("-")[1]))
+    streamed, reference = average_checkpoints(paths), average_states(states)
+    assert streamed.keys() == reference.keys()
+    for key in reference:
+        assert streamed[key].dtype == reference[key].dtype and torch.equal(streamed[key], reference[key]), key
+    assert [c.path.name for c in select(tmp_path, 2, "last")] == ["last-4.ckpt", "last-2.ckpt"]
+    assert [c.path.name for c in select(tmp_path, 1, "best")] == ["best-1.ckpt"]  # val_cer 0.6 vs 0.8
+
+
 @pytest.mark.slow
 def test_average_tool_makes_a_model_file_that_decodes_like_the_checkpoint(prepared_synthetic, tmp_path):
     exp = tmp_path / "exp"
@@ -87,3 +106,38 @@ def test_training_imports_nothing_of_decoding_lms_or_export():
     # and the check can fail: the evaluation entry point does import decoding
     r = subprocess.run([sys.executable, "-c", code.replace("asr.train", "asr.evaluate")], capture_output=True, text=True)
     assert "asr.decode" in r.stdout.split()
+
+
+def test_precision_auto_follows_the_gpu(monkeypatch):
+    from asr.train import auto_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "some GPU")
+    for capability, expected in (((9, 0), "bf16-mixed"), ((8, 0), "bf16-mixed"), ((7, 5), "16-mixed"),
+                                 ((7, 0), "16-mixed")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert auto_precision("auto")[0] == expected, capability
+    assert auto_precision("cpu")[0] == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert auto_precision("auto") == ("32-true", "no GPU")
+
+
+def test_ddp_is_told_about_unused_parameters_only_when_it_needs_to():
+    from omegaconf import OmegaConf
+
+    from asr.model.registry import build_model
+    from asr.train import ddp_strategy
+    from tests.export.conftest import small_model_config
+
+    def cfg(devices, strategy="auto", nodes=1):
+        return OmegaConf.create({"trainer": {"strategy": strategy, "devices": devices, "accelerator": "cpu",
+                                             "num_nodes": nodes}})
+
+    ctc_only = build_model({**small_model_config(20), "ctc_weight": 1.0}, "test")
+    joint = build_model(small_model_config(20), "test")
+    assert ddp_strategy(cfg(2), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg("0,1"), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg(1, nodes=2), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg(1), ctc_only) is None  # one process: nothing to synchronise
+    assert ddp_strategy(cfg(2), joint) is None  # every parameter gets a gradient
+    assert ddp_strategy(cfg(2, strategy="deepspeed"), ctc_only) is None  # the user's own choice stands

@@ -55,6 +55,10 @@ class Backend(Protocol):
             (N,) float.
         """
 
+    def set_reverse_weight(self, weight: float | None) -> None:
+        """Weight of the right-to-left decoder in :meth:`decoder_scores` from now on (None: the model's own);
+        ValueError where the backend cannot change it."""
+
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
         """Next-token log-probabilities of the left-to-right decoder (only the ``attention`` mode needs it).
 

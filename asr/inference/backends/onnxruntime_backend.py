@@ -72,6 +72,13 @@ class OnnxRuntimeBackend:
                               hyps_lens=hyps_lens.long())
         return torch.from_numpy(scores)
 
+    def set_reverse_weight(self, weight: float | None) -> None:
+        """The exported decoder scores with the model's own right-to-left weight; another one is refused."""
+        exported = float(self.meta["model_config"].get("reverse_weight", 0.0))
+        if weight is not None and weight != exported:
+            raise ValueError(f"the exported decoder scores with reverse_weight {exported}; decoding with {weight} "
+                             "needs the torch backend")
+
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
         """Not exported: the ``attention`` mode needs the torch backend."""
         raise UnsupportedOperation("onnxruntime backend: no decoder step is exported; use the attention_rescoring "

@@ -19,6 +19,7 @@ class TorchBackend:
 
     def __init__(self, model: ASRModel, device: str | torch.device = "cpu"):
         self.device = torch.device(device)
+        self.reverse_weight: float | None = None
         self.model = model.to(self.device).eval()
         self.min_input_frames = min_input_length(model.encoder.subsampling.subsampling)
 
@@ -38,7 +39,14 @@ class TorchBackend:
     ) -> torch.Tensor:
         """Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,); hyps: (N, L). Returns: (N,)."""
         to = self.device
-        return self.model.decoder_scores(enc_out.to(to), enc_lens.to(to), hyps.to(to), hyps_lens.to(to))
+        return self.model.decoder_scores(enc_out.to(to), enc_lens.to(to), hyps.to(to), hyps_lens.to(to),
+                                         self.reverse_weight)
+
+    def set_reverse_weight(self, weight: float | None) -> None:
+        """The right-to-left decoder's weight in :meth:`decoder_scores` (None: the model's training value)."""
+        if weight is not None and self.model.r2l_decoder is None and weight > 0:
+            raise ValueError("reverse_weight > 0 needs a model with a right-to-left decoder (model.r2l_decoder)")
+        self.reverse_weight = weight
 
     @torch.inference_mode()
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@
 # Run from recipes/aishell/ (run.sh does), after stage 2 (units):
 #
 #   bash local/lm_stage.sh --data data/demo --corpus corpus/synthetic \
-#     [--char-order 5] [--word-order 3] [--force]
+#     [--char-order 5] [--word-order 3] [--estimator auto|kenlm|python] [--force]
 #
 # Makes, in $data/lm/:
 #   text.txt                  LM training text, one word-segmented sentence per line: $corpus/lm_text/train.txt
@@ -11,22 +11,25 @@
 #                             AISHELL-1 (data_aishell/transcript, the utterances of $data/train.jsonl)
 #   char_${char_order}gram.arpa  character LM (the model's units) for shallow fusion (lm.path, lm.unit=char)
 #   word_${word_order}gram.arpa  word LM for the TLG graph
-#   tlg/                      TLG.fst, words.txt, tlg.json (lm.tlg_dir)
-# LMs are estimated by KenLM's lmplz (tools/build_kenlm.sh builds it when possible); without it, by the small
-# Python estimator (fine for the demo's text, slow for a large one). Decode with them:
+#   tlg/                      TLG.fst, words.txt, tlg.json (lm.tlg_dir): compact CTC topology, G's back-off arcs
+#                             kept as epsilon arcs (python -m asr.lm.tlg --help for the other choices)
+# LMs are interpolated modified Kneser-Ney, estimated by KenLM's lmplz where tools/build_kenlm.sh can build it,
+# else by the NumPy estimator asr/lm/estimate.py (the same model; seconds for AISHELL-1's 120k sentences);
+# --estimator python skips lmplz, kenlm requires it; tools/train_lm.py prints which one made each file. Decode:
 #   python -m asr.decode model=... manifest=... out_dir=... +lm=default lm.path=$data/lm/char_5gram.arpa \
 #     lm.tlg_dir=$data/lm/tlg \
 #     modes=[ctc_prefix_beam_search,ctc_prefix_beam_search_lm,attention_rescoring_lm,tlg,tlg_attention_rescoring]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 PY=${PYTHON:-python}
-data=""; corpus=""; char_order=5; word_order=3; force=false
+data=""; corpus=""; char_order=5; word_order=3; force=false; which=auto
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data=$2; shift 2 ;;
     --corpus) corpus=$2; shift 2 ;;
     --char-order) char_order=$2; shift 2 ;;
     --word-order) word_order=$2; shift 2 ;;
+    --estimator) which=$2; shift 2 ;;
     --force) force=true; shift ;;
     *) echo "lm_stage.sh: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -56,12 +59,16 @@ EOF
 fi
 
 # --- estimator -------------------------------------------------------------------------------------
-estimator=(--estimator kenlm)
-if ! bin=$(bash "$ROOT/tools/build_kenlm.sh" | tail -n1); then
-  echo "  KenLM could not be built (see above): using the Python estimator" >&2
-  estimator=(--estimator python)
-else
-  estimator+=(--kenlm-bin "$bin" --discount-fallback)
+case "$which" in auto|kenlm|python) ;; *) echo "lm_stage.sh: --estimator auto, kenlm or python" >&2; exit 2 ;; esac
+estimator=(--discount-fallback --estimator python)
+if [ "$which" != python ]; then
+  if bin=$(bash "$ROOT/tools/build_kenlm.sh" | tail -n1); then
+    estimator=(--discount-fallback --estimator kenlm --kenlm-bin "$bin")
+  elif [ "$which" = kenlm ]; then
+    echo "lm_stage.sh: --estimator kenlm but lmplz could not be built (see above)" >&2; exit 1
+  else
+    echo "  lmplz could not be built (see above): using the modified Kneser-Ney estimator of asr/lm/estimate.py" >&2
+  fi
 fi
 
 # --- LMs -------------------------------------------------------------------------------------------

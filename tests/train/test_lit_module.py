@@ -1,0 +1,52 @@
+"""ASRLitModule's step: a non-finite batch is skipped as if it had never been there, and too many stop training."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from asr.lit_module import ASRLitModule
+from asr.model.registry import build_model
+from asr.tokenizer.char import CharTokenizer
+from tests.export.conftest import small_model_config
+
+TOKENIZER = CharTokenizer.build(["今天天气很好我们去北京"])
+
+
+def batch(seed: int, bad: bool = False) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(3, 60, 80, generator=g)
+    if bad:
+        feats[1, 10] = float("nan")
+    ys = torch.randint(2, len(TOKENIZER) - 1, (3, 4), generator=g)
+    return {"ids": [f"u{seed}_{i}" for i in range(3)], "feats": feats, "feats_lens": torch.tensor([60, 52, 40]),
+            "ys": ys, "ys_lens": torch.tensor([4, 3, 4]), "texts": ["x"] * 3}
+
+
+def train(batches: list[dict], max_bad: int = 20) -> ASRLitModule:
+    torch.manual_seed(0)
+    config = small_model_config(len(TOKENIZER))
+    config["encoder"]["dropout"] = config["decoder"]["dropout"] = 0.0
+    module = ASRLitModule(build_model(config, "test config"), TOKENIZER,
+                          optimizer=functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.1),
+                          max_bad_batches=max_bad)
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    return module
+
+
+def test_a_nan_batch_changes_nothing_as_if_it_had_not_been_there():
+    good = [batch(1), batch(2), batch(3)]
+    with_nan = train([good[0], batch(9, bad=True), *good[1:]])
+    without = train(good)
+    assert with_nan.bad_total == 1 and without.bad_total == 0
+    for (name, a), (_, b) in zip(with_nan.model.state_dict().items(), without.model.state_dict().items()):
+        assert torch.equal(a, b), name  # no update, no momentum, no weight decay from the skipped step
+
+
+def test_too_many_bad_steps_in_a_row_stop_with_a_clear_error():
+    with pytest.raises(RuntimeError, match="3 optimizer steps in a row were skipped"):
+        train([batch(1)] + [batch(10 + i, bad=True) for i in range(4)], max_bad=3)
