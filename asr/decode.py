@@ -3,6 +3,7 @@
 Usage:
     python -m asr.decode model=exp/demo/model.safetensors manifest=data/demo/test.jsonl out_dir=exp/demo/decode/test
     python -m asr.decode model=... manifest=... out_dir=... modes=[ctc_greedy_search,attention_rescoring] device=cuda
+    python -m asr.decode model=exp/demo/onnx backend=onnxruntime manifest=... out_dir=... modes=[attention_rescoring]
 
 Utterances are batched by length (``batch_frames`` padded feature frames per batch) and the encoder
 runs once per batch for all modes. For each MODE it writes ``OUT/MODE/text`` (``id hypothesis``
@@ -45,11 +46,10 @@ from asr.data.manifest import Manifest
 from asr.data.pipeline import collate
 from asr.data.text import normalize_text
 from asr.decoding.cer import compute_cer, summary, write_error_file
-from asr.inference.backends.torch_backend import TorchBackend
 from asr.inference.lm_modes import LM_MODES, load_lm
 from asr.inference.modes import MODES
+from asr.inference.open_model import open_recognizer
 from asr.inference.recognizer import Recognizer
-from asr.modelfile import load_model_file
 from asr.utils.io import atomic_write
 from asr.utils.threads import set_threads
 
@@ -172,16 +172,15 @@ def run(cfg: DictConfig) -> dict[str, dict]:
     """Decode ``cfg.manifest`` with ``cfg.model`` (the settings of ``conf/decoding/decode.yaml``)."""
     modes = list(cfg.modes)
     set_threads(cfg.threads)
-    loaded = load_model_file(cfg.model, cfg.device)
-    table, lm, graph = MODES, None, None
+    table = {**MODES, **LM_MODES} if cfg.get("lm") else MODES
+    # the same backends, opened the same way, as asr-transcribe (torch for a model file, else the exported folder's)
+    rec = open_recognizer(cfg.model, cfg.get("backend"), cfg.threads, cfg.get("om_runtime", "acl"), cfg.device,
+                          modes=table, **{k: cfg[k] for k in SETTINGS})
     if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
-        table = {**MODES, **LM_MODES}
-        lm, graph = load_lm(loaded.tokenizer, **cfg.lm)
-    rec = Recognizer(TorchBackend(loaded.model, cfg.device), loaded.tokenizer, loaded.fbank, loaded.cmvn,
-                     modes=table, lm=lm, graph=graph, **{k: cfg[k] for k in SETTINGS})
+        rec.lm, rec.graph = load_lm(rec.tokenizer, **cfg.lm)
     rec.check_modes(modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
-                                info={"model": str(cfg.model)})
+                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__})
     for s in summaries.values():
         print(summary_line(s))
     return summaries
@@ -192,7 +191,7 @@ def main(cfg: DictConfig) -> None:
     log.info("decoding with\n%s", OmegaConf.to_yaml(cfg))
     try:
         run(cfg)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ImportError) as e:
         sys.exit(f"asr.decode: {e}")
 
 

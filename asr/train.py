@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 
+from asr.data.lengths import TrainingLengths
 from asr.lit_module import ASRLitModule
 from asr.model.registry import check_model_config
 from asr.modelfile import make_meta
@@ -130,7 +131,10 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
         model.encoder.compile()  # in place: parameter names, checkpoints and model files stay the same
     model_config = OmegaConf.to_container(cfg.model, resolve=True)
     check_model_config(model_config, "cfg.model")  # the model file must be loadable: fail now, not after training
-    meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn)
+    # the training lengths bound the segments inference feeds the model (asr-transcribe); from the manifest's durations
+    train_manifest = cfg.data.get("train_manifest") or ""
+    lengths = TrainingLengths.from_manifest(train_manifest) if os.path.isfile(train_manifest) else None
+    meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn, lengths)
     module = ASRLitModule(model, datamodule.tokenizer, optimizer=instantiate(cfg.optim.optimizer),
                           scheduler=instantiate(cfg.optim.scheduler), sampling=instantiate(cfg.sampling), meta=meta)
     trainer = build_trainer(cfg, model)

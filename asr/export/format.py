@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from asr.data.lengths import TrainingLengths
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
@@ -82,6 +83,8 @@ METADATA_KEYS: dict[str, tuple[str, str]] = {
 }
 OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
     "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
+    "training_lengths": ("json", "duration statistics of the training utterances (asr.data.lengths), when the "
+                                 "model file has them"),
 }
 PROFILE_KINDS = ("dynamic", "static")
 
@@ -90,18 +93,19 @@ def metadata_props(values: dict) -> dict[str, str]:
     """The ``metadata_props`` of one exported file: every key of :data:`METADATA_KEYS` as a string.
 
     Args:
-        values: every key but ``export_format_version``; ``json`` kinds as Python values, the others as
-            ints or strings.
+        values: every key but ``export_format_version``, and any of :data:`OPTIONAL_METADATA_KEYS` (None
+            leaves one out); ``json`` kinds as Python values, the others as ints or strings.
 
     Raises:
         ValueError: a key missing or unknown.
     """
-    values = {"export_format_version": FORMAT_VERSION, **values}
+    values = {"export_format_version": FORMAT_VERSION, **{k: v for k, v in values.items() if v is not None}}
+    kinds = {**METADATA_KEYS, **OPTIONAL_METADATA_KEYS}
     if missing := sorted(set(METADATA_KEYS) - set(values)):
         raise ValueError(f"export metadata lacks {missing}")
-    if unknown := sorted(set(values) - set(METADATA_KEYS)):
+    if unknown := sorted(set(values) - set(kinds)):
         raise ValueError(f"export metadata has unknown keys {unknown}")
-    return {key: json.dumps(v, ensure_ascii=False) if METADATA_KEYS[key][0] == "json" else str(v)
+    return {key: json.dumps(v, ensure_ascii=False) if kinds[key][0] == "json" else str(v)
             for key, v in values.items()}
 
 
@@ -149,6 +153,8 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
         raise ValueError(f"{where}: metadata key 'profile' must be an object with kind in {list(PROFILE_KINDS)}")
     if profile["kind"] == "static":
         check_static_profile(profile, f"{where}: metadata key 'profile'")
+    if "training_lengths" in out:
+        TrainingLengths.from_dict(out["training_lengths"], f"{where}: metadata key 'training_lengths'")
     from asr.model.registry import check_model_config  # noqa: PLC0415 (the registry imports the model classes)
 
     check_model_config(out["model_config"], f"{where}: metadata key 'model_config'")
@@ -224,6 +230,11 @@ def read_parts_metadata(paths: Mapping[str, str | os.PathLike], kind: str, where
         hint = "use the om backend (runtime onnxruntime)" if found == "static" else "export a static profile"
         raise ValueError(f"{where}: holds a {found}-shape export, a {kind} one is needed ({hint})")
     return metas["encoder"]
+
+
+def training_lengths(meta: dict) -> TrainingLengths | None:
+    """The training-length statistics of parsed metadata (checked by :func:`parse_metadata`), or None."""
+    return TrainingLengths(**meta["training_lengths"]) if "training_lengths" in meta else None
 
 
 def decoding_parts(meta: dict, where: str) -> tuple[Tokenizer, Fbank, GlobalCMVN]:

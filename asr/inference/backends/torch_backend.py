@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from asr.model.asr_model import ASRModel
+from asr.model.subsampling import min_input_length
 
 
 class TorchBackend:
@@ -20,6 +21,7 @@ class TorchBackend:
         self.device = torch.device(device)
         self.reverse_weight: float | None = None
         self.model = model.to(self.device).eval()
+        self.min_input_frames = min_input_length(model.encoder.subsampling.subsampling)
 
     @torch.inference_mode()
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
