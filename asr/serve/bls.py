@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.export.format import PARTS, decoding_parts, read_parts_metadata
+from asr.export.format import PARTS, decoding_parts, read_parts_metadata, training_lengths
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.inference.recognizer import Recognizer
 from asr.serve.config import ServeConfig
@@ -66,7 +66,9 @@ class TritonPythonModel:
         tokenizer, fbank, cmvn = decoding_parts(meta, str(repository / names["encoder"]))
         serve_config = ServeConfig(model=str(repository), mode=params["mode"],
                                    decode_batch=int(params["decode_batch"]), max_seconds=float(params["max_seconds"]))
-        self.model = OfflineModel(Recognizer(BlsBackend(pb_utils, names, meta), tokenizer, fbank, cmvn), serve_config)
+        recognizer = Recognizer(BlsBackend(pb_utils, names, meta), tokenizer, fbank, cmvn,
+                                training_lengths=training_lengths(meta))  # the bound on a piece, as asr-transcribe
+        self.model = OfflineModel(recognizer, serve_config)
 
     def execute(self, requests: list) -> list:
         pb = self.pb_utils

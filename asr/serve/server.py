@@ -28,8 +28,8 @@ import sys
 import threading
 from pathlib import Path
 
-from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.inference.modes import MODES
+from asr.inference.open_model import open_recognizer
 from asr.inference.recognizer import Recognizer
 from asr.serve.config import PROVIDERS, ServeConfig
 from asr.serve.offline import OfflineModel
@@ -39,24 +39,24 @@ from asr.serve.offline import OfflineModel
 PROTECTED_ENDPOINTS = ["shared-memory", "model-repository", "trace", "logging"]
 
 
-def open_backend(config: ServeConfig) -> OnnxRuntimeBackend:
-    """The model parts on ONNX Runtime with the configured provider; ValueError if this onnxruntime lacks it."""
+def open_model(config: ServeConfig) -> Recognizer:
+    """The exported model on ONNX Runtime with the configured provider, opened as ``asr-transcribe`` opens it
+    (so the same training lengths bound its pieces); ValueError if this onnxruntime lacks the provider."""
     import onnxruntime as ort  # noqa: PLC0415
 
     wanted = config.providers[0]
     if wanted not in ort.get_available_providers():
         raise ValueError(f"provider {config.provider}: this onnxruntime has {ort.get_available_providers()}, not "
                          f"{wanted} (install onnxruntime-gpu for cuda and tensorrt)")
-    return OnnxRuntimeBackend(config.model, num_threads=config.threads, providers=config.providers)
+    if not Path(config.model).is_dir():
+        raise FileNotFoundError(f"{config.model}: no such folder (export one with `python -m asr.export`)")
+    return open_recognizer(config.model, "onnxruntime", config.threads, providers=config.providers)
 
 
 def build_models(config: ServeConfig) -> list[list[OfflineModel]]:
     """Per Triton model, one inference callable per instance (the instances share the ONNX Runtime sessions)."""
-    if not Path(config.model).is_dir():
-        raise FileNotFoundError(f"{config.model}: no such folder (export one with `python -m asr.export`)")
-    backend = open_backend(config)
-    return [[OfflineModel(Recognizer(backend, backend.tokenizer, backend.fbank, backend.cmvn), config)
-             for _ in range(config.instances)]]
+    recognizer = open_model(config)
+    return [[OfflineModel(recognizer, config) for _ in range(config.instances)]]
 
 
 def allow_ragged_batch(triton, model_name: str, inputs: tuple[str, ...]) -> None:

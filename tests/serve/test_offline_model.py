@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.inference.cli import open_recognizer
+from asr.inference.open_model import open_recognizer
 from asr.serve.config import ServeConfig
 from asr.serve import offline
 from asr.serve.offline import OUTPUTS, OfflineModel

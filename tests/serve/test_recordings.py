@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.inference.cli import open_recognizer
-from asr.inference.long_audio import AudioFile, transcribe_file
+from asr.data.audio import AudioFile
+from asr.inference.long_audio import transcribe_file
+from asr.inference.open_model import open_recognizer
 from asr.inference.vad import EnergyVAD
 from asr.serve.recordings import check_recording, transcribe_recordings
 

@@ -56,9 +56,9 @@ def reference(recordings: list[Path], model: Path, capsys) -> dict[str, dict]:
     assert asr_transcribe([*names, "--model", str(model), "--mode", MODE, "--threads", "1"]) == 0
     texts = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
     assert asr_transcribe([*names, "--model", str(model), "--mode", MODE, "--threads", "1", "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    return {name: {"text": texts[name], "segments": [[r["start"], r["end"], r["text"]] for r in rows
-                                                     if r["file"] == name]} for name in names}
+    rows = {row["file"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    return {name: {"text": texts[name], "segments": [[s["start"], s["end"], s["text"]] for s in rows[name]["segments"]]}
+            for name in names}
 
 
 def test_twenty_requests_from_four_clients_get_the_texts_of_asr_transcribe(serve_python, served_onnx, recordings,
