@@ -145,11 +145,15 @@ def write_lm_text(path: Path, texts: NewsGenerator, n: int, held_out: set[str]) 
                 written += 1
 
 
-def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon: Lexicon) -> list[str]:
-    """Noise clips of every kind plus ``noise.list``; babble is speech of random voices and sentences."""
+def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon: Lexicon,
+                stream: tuple[int, ...] = ()) -> list[str]:
+    """Noise clips of every kind plus ``noise.list``; babble is speech of random voices and sentences.
+
+    ``stream`` names another random stream than the corpus's (held-out noise for a test condition).
+    """
     engine().reset()
-    rng = np.random.default_rng([seed, NOISE])
-    texts = NewsGenerator(lexicon, np.random.default_rng([seed, NOISE, 1]).integers(2**32))
+    rng = np.random.default_rng([seed, NOISE, *stream])
+    texts = NewsGenerator(lexicon, np.random.default_rng([seed, NOISE, *stream, 1]).integers(2**32))
 
     def talk(r: np.random.Generator) -> np.ndarray:
         syllables = " ".join(s for word in pinyin(texts.sentence()) for s in word)
@@ -166,9 +170,9 @@ def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon:
     return names
 
 
-def write_rirs(folder: Path, mono: int, two_channel: int, seed: int) -> list[str]:
-    """Simulated RIRs (RT60 drawn from 0.2-0.8 s) plus ``rir.list``."""
-    rng = np.random.default_rng([seed, RIR])
+def write_rirs(folder: Path, mono: int, two_channel: int, seed: int, stream: tuple[int, ...] = ()) -> list[str]:
+    """Simulated RIRs (RT60 drawn from 0.2-0.8 s) plus ``rir.list``; ``stream`` as in :func:`write_noise`."""
+    rng = np.random.default_rng([seed, RIR, *stream])
     names = []
     for channels, count in ((1, mono), (2, two_channel)):
         for i in range(count):
