@@ -3,6 +3,7 @@
 Usage:
     .venv/bin/python tools/collect_ablation.py exp/ablation/focal [--baseline label_smoothing]
         [--out-md F] [--out-png F] [--out-curves F] [--resamples 10000] [--negligible 0.1]
+        [--baseline-from exp/ablation/posenc/rel]    # another sweep's runs of the same config as the baseline
 
 Reads every run's ``metrics.json`` under SWEEP_DIR (``SWEEP_DIR/ARM/seedS/metrics.json``, written by
 ``asr/evaluate.py``; ``recipes/aishell/run_ablation.sh`` runs a sweep and then this). Defaults: the table to
@@ -579,11 +580,24 @@ def plot_curves(runs: list[Run], arms: list[str], title: str, out: Path) -> None
 
 # ---------------------------------------------------------------- entry point
 
+def borrow_baseline(folder: Path, baseline: str) -> list[Run]:
+    """The runs under ``folder`` (another sweep's arm with the same config, e.g. exp/ablation/posenc/rel), as runs of
+    this sweep's ``baseline`` arm: the sweeps share one set of baseline runs instead of training it again."""
+    runs = find_runs(folder)
+    for r in runs:
+        r.arm = baseline
+    return runs
+
+
 def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, out_curves: Path,
-            resamples: int = 10000, negligible: float = 0.1) -> str:
+            resamples: int = 10000, negligible: float = 0.1, baseline_from: Path | None = None) -> str:
     """Write the table (with the claims' verdicts) and both plots; return the table."""
     runs = find_runs(sweep_dir)
     baseline = baseline or find_baseline(runs)
+    if baseline_from is not None:
+        if not baseline:
+            raise ValueError("--baseline-from needs the baseline's name (--baseline, or the runs' ablation.baseline)")
+        runs = [r for r in runs if r.arm != baseline] + borrow_baseline(baseline_from, baseline)
     arms = arm_order(runs, baseline, sweep_arm_order(sweep_dir))
     baseline = baseline or arms[0]
     modes, table = summarize(runs, arms, baseline, resamples)
@@ -604,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-md", type=Path, help="markdown table (default SWEEP_DIR/ablation.md)")
     p.add_argument("--out-png", type=Path, help="CER bar chart (default SWEEP_DIR/ablation.png)")
     p.add_argument("--out-curves", type=Path, help="validation-CER curves (default: the chart's name + _curves)")
+    p.add_argument("--baseline-from", type=Path, metavar="DIR",
+                   help="the baseline's runs are DIR/seedS (another sweep's arm of the same config), not this sweep's")
     p.add_argument("--resamples", type=int, default=10000, help="paired-bootstrap resamples")
     p.add_argument("--negligible", type=float, default=0.1,
                    help="a difference within this fraction of the baseline's value does not matter (verdicts)")
@@ -612,7 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     out_png = args.out_png or args.sweep_dir / "ablation.png"
     out_curves = args.out_curves or out_png.with_name(f"{out_png.stem}_curves.png")
     try:
-        text = collect(args.sweep_dir, args.baseline, out_md, out_png, out_curves, args.resamples, args.negligible)
+        text = collect(args.sweep_dir, args.baseline, out_md, out_png, out_curves, args.resamples, args.negligible,
+                       args.baseline_from)
     except ValueError as e:
         sys.exit(f"collect_ablation: {e}")
     print(text, end="")

@@ -15,6 +15,8 @@
 # Data: data/demo, made by `run.sh --demo` stages 0-2 when missing (data_dir=DIR to use other prepared data).
 # Rerunning skips the runs whose metrics.json says "ok" and resumes the others; a failed run is reported in the
 # table with its error. The script exits with the sweep's status after collecting.
+# Sweeps whose baselines are the same config share one set of baseline runs: list only the other arms and set
+# BASELINE_FROM=DIR (e.g. exp/ablation/posenc/rel) for the collector (ABLATIONS.md, "How the next sweeps run").
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
@@ -84,8 +86,9 @@ $PY -m asr.sweep -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@
 [ $rc -eq 0 ] || echo "== the sweep exited with status $rc: collecting what there is (failed runs are listed)" >&2
 
 echo "== ablation $name: table and plots -> $DOCS/ablation_$name.{md,png}, $DOCS/ablation_${name}_curves.png"
+borrow=(); [ -n "${BASELINE_FROM:-}" ] && borrow=(--baseline-from "$BASELINE_FROM")
 $PY "$ROOT/tools/collect_ablation.py" "$root/$name" --out-md "$DOCS/ablation_$name.md" \
-  --out-png "$DOCS/ablation_$name.png" --out-curves "$DOCS/ablation_${name}_curves.png"
+  --out-png "$DOCS/ablation_$name.png" --out-curves "$DOCS/ablation_${name}_curves.png" "${borrow[@]}"
 
 # ABLATIONS.md: every collected sweep in $DOCS, one after another, with its plots (written whole, then renamed).
 # The text between the plan markers of the current file (the plan of the next sweeps) is kept as it is.

@@ -152,3 +152,15 @@ def test_a_claim_between_two_modes_pairs_each_run_with_itself(tmp_path):
     (v,) = ca.judge(runs, [claim], "none", resamples=500, negligible=0.1)
     assert v.verdict == "replicated" and "attention vs ctc_greedy_search" in v.versus
     assert "Δ +30.00 [+30.00, +30.00]" in v.because and "Welch" not in v.because  # not two independent samples
+
+
+def test_a_baseline_borrowed_from_another_sweep_is_this_sweeps_baseline(tmp_path):
+    refs = [10] * 20
+    for seed in (1, 2):
+        write_run(tmp_path / "posenc", "rel", seed, [1] * 20, refs)
+        write_run(tmp_path / "focal", "focal_gamma1", seed, [2] * 20, refs)
+    text = ca.collect(tmp_path / "focal", "label_smoothing", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "c.png",
+                      resamples=200, baseline_from=tmp_path / "posenc" / "rel")
+    rows = [line for line in text.split("## test_long\n", 1)[1].splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| label_smoothing (baseline) | 2/2 | 10.00 ± 0.00")
+    assert rows[2].startswith("| focal_gamma1 |") and "Δ +10.00 [+10.00, +10.00]" in rows[2]
