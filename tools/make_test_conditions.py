@@ -11,10 +11,12 @@ under ``NAME/``, paths relative to OUT; every row has id, audio, duration, speak
 says about it):
 
     test_long        test utterances of one speaker joined (trimmed to their speech, 0.1-0.4 s pauses) until the
-                     recording is 2-3x the longest training utterance (``train_max_seconds`` in conditions.json).
+                     recording is 2-3x the longest training utterance (``train_max_seconds`` in conditions.json;
+                     the pauses can add a little over 3x).
                      Training with speed perturbation (x1/0.9) or splicing sees longer inputs than that maximum.
-    test_rare        new sentences of the corpus grammar, those richest in characters seen 1 to --rare-below - 1
-                     times in training (``focus_chars``: the decoder scores a CER restricted to them); eSpeak.
+    test_rare        new sentences of the corpus grammar rich in characters seen 1 to --rare-below - 1 times in
+                     training, chosen to spread over them (``focus_chars``: the decoder scores a CER restricted to
+                     them); eSpeak.
     test_noisy       test utterances reverberated with a held-out simulated room, then held-out noise added at
                      an SNR taken in turn from --snr (``snr_db``; speech power = the reverberant utterance's mean
                      power over its whole length, as the training augmentation measures it); the noise clips and
@@ -33,6 +35,7 @@ seeded stream.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import sys
 from collections import Counter
@@ -115,10 +118,12 @@ def make_long(out: Path, test: Manifest, size: int, train_max: float, seed: int)
         target = rng.uniform(2.0, 3.0) * train_max
         chosen, speech, seconds = [], [], 0.1  # at least: the pauses are 0.1 s or more
         while pools[spk] and seconds < target:
-            row = pools[spk].pop()
-            chosen.append(row)
-            speech.append(speech_of(row))
-            seconds += len(speech[-1]) / SAMPLE_RATE + 0.1
+            x = speech_of(pools[spk][-1])
+            if seconds >= 2.0 * train_max and seconds + len(x) / SAMPLE_RATE + 0.1 > 3.0 * train_max:
+                break  # long enough, and this one would take it past 3x
+            chosen.append(pools[spk].pop())
+            speech.append(x)
+            seconds += len(x) / SAMPLE_RATE + 0.1
         if seconds < 2.0 * train_max:  # this speaker ran out of utterances
             continue
         rows.append(joined_row(out, "test_long", f"test_long-{spk}-{len(rows):04d}", chosen, speech, rng, (0.1, 0.4)))
@@ -233,7 +238,12 @@ def synthesise(out: Path, name: str, sentences: list[list[str]], speakers, seed:
 
 def rare_sentences(lexicon, counts: Counter, seen: set[str], below: int, size: int, seed: int,
                    pool: int) -> tuple[list[list[str]], set[str]]:
-    """The ``size`` grammar sentences (of ``pool`` drawn) holding the most rare characters (1 <= count < below)."""
+    """``size`` grammar sentences (of ``pool`` drawn) rich in rare characters (seen 1 to ``below`` - 1 times).
+
+    Chosen greedily for coverage: a sentence scores, for each rare character it holds, 1 / (1 + how many chosen
+    sentences hold that character already), so the set spreads over the rare characters instead of repeating the
+    one phrase that holds the most of them. Sentences of training, and those with an unseen character, are left out.
+    """
     from synth.textgen import NewsGenerator
 
     rare = {c for c, n in counts.items() if n < below}
@@ -241,18 +251,32 @@ def rare_sentences(lexicon, counts: Counter, seen: set[str], below: int, size: i
         raise ValueError(f"no training character is seen fewer than {below} times (the rarest: "
                          f"{min(counts.values())} times); raise --rare-below")
     gen = NewsGenerator(lexicon, np.random.default_rng([seed, RARE]).integers(2**32))
-    scored, texts = [], set()
-    for k in range(pool):
+    candidates, texts = [], set()
+    for _ in range(pool):
         words = gen.sentence()
         text = "".join(words)
         if text in seen or text in texts or any(c not in counts for c in text):
             continue
         texts.add(text)
-        score = sum(c in rare for c in text)
-        if score:
-            scored.append((-score, k, words))
-    scored.sort(key=lambda s: s[:2])
-    return [words for _, _, words in scored[:size]], rare
+        if any(c in rare for c in text):
+            candidates.append((words, sorted({c for c in text if c in rare})))
+    chosen: Counter = Counter()
+
+    def score(k: int) -> float:
+        return sum(1.0 / (1 + chosen[c]) for c in candidates[k][1])
+
+    heap = [(-score(k), k) for k in range(len(candidates))]  # scores only fall: lazy greedy
+    heapq.heapify(heap)
+    picked = []
+    while heap and len(picked) < size:
+        _, k = heapq.heappop(heap)
+        current = score(k)
+        if heap and current < -heap[0][0]:
+            heapq.heappush(heap, (-current, k))  # stale: back in at its current score
+            continue
+        picked.append(k)
+        chosen.update(candidates[k][1])
+    return [candidates[k][0] for k in picked], rare
 
 
 def random_sentences(lexicon, counts: Counter, size: int, seed: int) -> list[list[str]]:
