@@ -169,13 +169,14 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> tuple[np
     return (scale * mixture).astype(np.float32), (scale * speech).astype(np.float32)
 
 
-def held_out_noise_and_rooms(out: Path, seed: int, noise_seconds: float, rooms: int) -> tuple[list[Path], list[Path]]:
+def held_out_noise_and_rooms(out: Path, seed: int, noise_seconds: float, rooms: int,
+                             domain: str = "news") -> tuple[list[Path], list[Path]]:
     """Noise clips (one of each kind) and simulated rooms drawn from streams the corpus never uses."""
     from make_synthetic_aishell import write_noise, write_rirs
     from synth.espeak import engine
     from synth.textgen import build_lexicon
 
-    lexicon = build_lexicon(engine().unspeakable)  # babble is speech of random sentences of the grammar
+    lexicon = build_lexicon(engine().unspeakable, domain)  # babble is speech of random sentences of the grammar
     (out / "noise_test").mkdir(parents=True, exist_ok=True)
     (out / "rirs_test").mkdir(parents=True, exist_ok=True)
     noises = write_noise(out / "noise_test", 1, noise_seconds, seed, lexicon, stream=(HELD_OUT,))
@@ -184,10 +185,10 @@ def held_out_noise_and_rooms(out: Path, seed: int, noise_seconds: float, rooms: 
 
 
 def make_noisy(out: Path, test: Manifest, size: int, snrs: list[float], seed: int, noise_seconds: float,
-               rooms: int, keep_speech: bool) -> list[dict]:
+               rooms: int, keep_speech: bool, domain: str = "news") -> list[dict]:
     """Test utterances, reverberated, then with noise at each SNR of ``snrs`` in turn (module docstring)."""
     rng = np.random.default_rng([seed, NOISY])
-    noise_files, rir_files = held_out_noise_and_rooms(out, seed, noise_seconds, rooms)
+    noise_files, rir_files = held_out_noise_and_rooms(out, seed, noise_seconds, rooms, domain)
     noises = [load_audio(p, SAMPLE_RATE) for p in noise_files]
     rirs = [torch.from_numpy(load_audio(p, SAMPLE_RATE)) for p in rir_files]
     rows = []
@@ -314,6 +315,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speakers", type=int, default=10, help="new speakers reading the eSpeak conditions")
     p.add_argument("--keep-speech", action="store_true",
                    help="test_noisy: also write each mixture's speech alone (ID.speech.wav), to measure the SNR")
+    p.add_argument("--domain", default="news", help="the synthetic corpus's text domain (its stats.json says)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="synthesis processes")
     return p.parse_args(argv)
@@ -339,14 +341,14 @@ def build(args: argparse.Namespace) -> int:
         made["test_long"] = make_long(args.out, test, max(1, args.size // 2), train_max, args.seed)
     if "test_noisy" in args.conditions:
         made["test_noisy"] = make_noisy(args.out, test, args.size, args.snr, args.seed, args.noise_seconds,
-                                        args.rooms, args.keep_speech)
+                                        args.rooms, args.keep_speech, args.domain)
     if "test_multispk" in args.conditions:
         made["test_multispk"] = make_multispk(args.out, test, args.size, args.seed)
     if any(c in args.conditions for c in ESPEAK_CONDITIONS):
         from synth.espeak import engine
         from synth.textgen import build_lexicon
 
-        lexicon = build_lexicon(engine().unspeakable)
+        lexicon = build_lexicon(engine().unspeakable, args.domain)
         manifests = [train, test] + [Manifest(p) for p in [args.data / "dev.jsonl"] if p.exists()]
         heard = {row.get("speaker", "") for m in manifests for row in m}
         speakers = new_speakers(heard, args.speakers, args.seed)

@@ -168,11 +168,14 @@ fi
 
 if run 9; then
   echo "== stage 9: test conditions -> $data/conditions; decode them in every mode -> $exp/decode/SET"
-  conditions=(test_long test_noisy test_multispk)
+  conditions=(test_long test_noisy test_multispk); domain=news
   # the eSpeak conditions read the synthetic corpus's grammar; on real speech they would test the voice, not the model
-  if $demo || [ -f "$corpus/stats.json" ]; then conditions+=(test_rare test_randomtext); fi
+  if [ -f "$corpus/stats.json" ]; then
+    conditions+=(test_rare test_randomtext)
+    domain=$($PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('domain', 'news'))" "$corpus/stats.json")
+  fi
   done_already "$data/conditions/conditions.json" || $PY "$ROOT/tools/make_test_conditions.py" --data "$data" \
-    --out "$data/conditions" --conditions "${conditions[@]}"
+    --out "$data/conditions" --conditions "${conditions[@]}" --domain "$domain"
   for set in "${conditions[@]}"; do
     done_already "$exp/decode/$set/attention_rescoring/summary.json" || $PY -m asr.decode \
       model="$exp/model.safetensors" manifest="$data/conditions/$set.jsonl" out_dir="$exp/decode/$set" progress=false \

@@ -157,3 +157,8 @@ def test_every_claim_names_arms_sets_modes_and_metrics_that_exist(name):
 def test_the_four_idea_sweeps_state_their_claims():
     for name in ("posenc", "focal", "sampling", "augment"):
         assert compose_train(f"+ablation={name}").ablation.claims, name
+
+
+def test_the_second_corpus_runs_the_demo_unchanged():
+    demo, daily = (OmegaConf.to_container(compose_train(f"experiment={e}")) for e in ("demo", "demo_daily"))
+    assert {k for k in demo if demo[k] != daily[k]} == {"exp_dir"} and daily["exp_dir"] == "exp/demo_daily"
