@@ -241,7 +241,8 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
         counts[split] = {mode: {k: s[k] for k in COUNT_KEYS if k in s} for mode, s in summaries.items()}
         log.info("%s CER: %s", split, ", ".join(f"{m} {100 * c:.2f}%" for m, c in cer[split].items()))
     averaged = [{"checkpoint": c.path.name, "step": c.step, "val_cer": c.val_cer} for c in chosen]
-    record = {"status": "ok", "cer": cer, "counts": counts, "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
+    record = {"status": "ok", "cer": cer, "counts": counts,
+              "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
               **training_record(exp_dir, float(select_value(cfg, "features.frame_shift_ms") or 10.0)),
               "averaged": averaged, "machine": machine_info(torch.device(device))}
     path = write_metrics(exp_dir, cfg, record)

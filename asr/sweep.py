@@ -8,9 +8,9 @@ Usage:
 Each job trains (:func:`asr.train.fit`) and evaluates (:func:`asr.evaluate.evaluate_run`, settings
 ``cfg.evaluate``, which ``conf/ablation/base.yaml`` mounts; ``evaluate=conditions`` adds the benchmark's test
 conditions, each decoded in every mode and recorded in ``metrics.json``; their manifests are checked before
-training). A job whose ``metrics.json`` says ``ok`` is skipped, so rerunning an interrupted sweep redoes only what is missing; a job that fails leaves ``metrics.json`` with the
-error (:func:`asr.evaluate.recorded`). Returns the dev CER of the first evaluation mode: the value a Hydra
-sweeper (e.g. Optuna) minimises.
+training). A job whose ``metrics.json`` says ``ok`` is skipped, so rerunning an interrupted sweep redoes only what
+is missing; a job that fails leaves ``metrics.json`` with the error (:func:`asr.evaluate.recorded`). Returns the
+dev CER of the first evaluation mode: the value a Hydra sweeper (e.g. Optuna) minimises.
 """
 from __future__ import annotations
 
