@@ -13,10 +13,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
 
+from asr.decoding.arrays import to_numpy
 from asr.export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
 from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, file_digest, model_dims, parity, \
     random_cases
@@ -45,12 +46,12 @@ def compare(reference, other, cases: list[dict[str, int]], dims: dict[str, int])
         log_probs = []
         for backend in (reference, other):
             enc_out, enc_lens = backend.encode(feats, feats_lens)
-            log_probs.append(backend.ctc_log_probs(enc_out))
-        valid = torch.arange(log_probs[0].size(1)) < enc_lens.unsqueeze(1)  # (B, T')
+            log_probs.append(to_numpy(backend.ctc_log_probs(enc_out)))
+        valid = np.arange(log_probs[0].shape[1]) < to_numpy(enc_lens)[:, None]  # (B, T')
         a, b = log_probs[0][valid], log_probs[1][valid]  # (frames, V)
-        worst = max(worst, float((a - b).abs().max()))
+        worst = max(worst, float(np.abs(a - b).max()))
         same += int((a.argmax(-1) == b.argmax(-1)).sum())
-        frames += a.size(0)
+        frames += a.shape[0]
     return {"log_prob_max_diff": worst, "argmax_agreement": same / max(frames, 1)}
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from asr.export.format import training_lengths
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -49,6 +47,8 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
         if not path.is_file():
             raise ValueError(f"{model}: the torch backend needs a model file (.safetensors), not a folder")
         if threads:
+            import torch  # noqa: PLC0415 (the torch backend only)
+
             torch.set_num_threads(threads)
         return Recognizer.from_model_file(str(path), device, **kwargs)
     if not path.is_dir():
