@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,18 @@ from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
 from asr.utils.untrusted import parse_json
 
-FORMAT_VERSION = 1
+# 2: fbank_options, decoder_conventions, model_type and producer added (everything an independent runtime needs).
+FORMAT_VERSION = 2
+PRODUCER = "mandarin-asr"  # the package (pyproject.toml); ``producer`` metadata is "NAME VERSION"
+
+# How the exported decoder part reads its hypotheses and what it scores (baked into the graph; a reader must
+# follow them to use ``decoder.onnx``): ``hyps`` hold token ids only, neither <sos> nor <eos>, padded with any
+# id past ``hyps_lens``; the graph prepends <sos> and scores every token and then <eos>, and returns the sum of
+# their log-probabilities (not length-normalised), mixed with the right-to-left decoder's by the model's own
+# ``reverse_weight`` when it has one.
+DECODER_CONVENTIONS = {"sos_in_hyps": False, "eos_in_hyps": False, "sos_prepended_inside": True,
+                       "eos_scored": True, "score": "sum_log_prob", "length_normalised": False,
+                       "padding": "ignored_past_hyps_lens"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,10 @@ METADATA_KEYS: dict[str, tuple[str, str]] = {
     "tokenizer": ("json", "the units (asr.tokenizer)"),
     "model_config": ("json", "the architecture, as in the model file (checked, never built here)"),
     "profile": ("json", '{"kind": "dynamic"} or the static profile (asr.export.om.static_profile)'),
+    "fbank_options": ("json", "every Kaldi fbank option, the x32768 waveform scale included (Fbank.kaldi_options)"),
+    "decoder_conventions": ("json", "what decoder.onnx takes and scores (DECODER_CONVENTIONS)"),
+    "model_type": ("str", "the architecture in one word (model_type())"),
+    "producer": ("str", "the exporting package and its version, 'mandarin-asr 0.1.0'"),
 }
 OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
     "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
@@ -86,6 +102,7 @@ OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
                                  "model file has them"),
 }
 PROFILE_KINDS = ("dynamic", "static")
+PRODUCER_PATTERN = re.compile(r"[A-Za-z0-9._+-]{1,40} [A-Za-z0-9._+-]{1,40}")
 
 
 def metadata_props(values: dict) -> dict[str, str]:
@@ -142,7 +159,7 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
             out[key] = raw
     if out["part"] not in PARTS:
         raise ValueError(f"{where}: metadata key 'part' is {out['part']!r}, expected one of {list(PARTS)}")
-    from asr.model.subsampling import SUBSAMPLING_LAYERS  # noqa: PLC0415
+    from asr.model.frames import SUBSAMPLING_LAYERS  # noqa: PLC0415
 
     if out["subsampling"] not in SUBSAMPLING_LAYERS:
         raise ValueError(f"{where}: metadata key 'subsampling' is {out['subsampling']!r}, expected one of "
@@ -152,12 +169,33 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
         raise ValueError(f"{where}: metadata key 'profile' must be an object with kind in {list(PROFILE_KINDS)}")
     if profile["kind"] == "static":
         check_static_profile(profile, f"{where}: metadata key 'profile'")
+    expected = Fbank.from_dict(out["features"], f"{where}: metadata key 'features'").kaldi_options()
+    if out["fbank_options"] != expected:
+        raise ValueError(f"{where}: metadata key 'fbank_options' must be exactly the options of 'features' "
+                         f"({sorted(expected)}), as this code computes them")
+    if out["decoder_conventions"] != DECODER_CONVENTIONS:
+        raise ValueError(f"{where}: metadata key 'decoder_conventions' must be {DECODER_CONVENTIONS}")
+    if not PRODUCER_PATTERN.fullmatch(out["producer"]):
+        raise ValueError(f"{where}: metadata key 'producer' must be 'NAME VERSION' (letters, digits, . + -), "
+                         f"got {out['producer'][:40]!r}")
     if "training_lengths" in out:
         TrainingLengths.from_dict(out["training_lengths"], f"{where}: metadata key 'training_lengths'")
-    from asr.model.registry import check_model_config  # noqa: PLC0415 (the registry imports the model classes)
+    from asr.model.config_schema import check_model_config  # noqa: PLC0415
 
     check_model_config(out["model_config"], f"{where}: metadata key 'model_config'")
+    if out["model_type"] != model_type(out["model_config"]):
+        raise ValueError(f"{where}: metadata key 'model_type' is {out['model_type'][:40]!r}, the model config "
+                         f"says {model_type(out['model_config'])!r}")
     return out
+
+
+def model_type(model_config: dict) -> str:
+    """One word for the architecture of a checked model config: the encoder (``conformer``, or ``transformer`` when
+    its convolution module is off), the heads, and ``_bidirectional`` with a right-to-left decoder, e.g.
+    ``conformer_ctc_attention`` (what a runtime shows or dispatches on)."""
+    encoder = "conformer" if model_config["encoder"].get("use_conv", True) else "transformer"
+    bidirectional = model_config.get("r2l_decoder") is not None
+    return f"{encoder}_ctc_attention" + ("_bidirectional" if bidirectional else "")
 
 
 STATIC_PROFILE_SIZES = ("frames", "batch", "enc_frames", "num_hyps", "max_tokens")
