@@ -24,7 +24,6 @@ from hydra.utils import instantiate
 
 from asr.data.batching import DynamicBucketBatchSampler, pack_by_frames
 from asr.data.manifest import Manifest
-from asr.model import attention as attention_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

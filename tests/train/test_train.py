@@ -1,13 +1,11 @@
 """The training entry point on the tiny config: fast_dev_run, resume, averaging, model file."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from asr.average import average_checkpoints, average_states, read_checkpoint, select
 from asr.modelfile import load_model_file, read_meta
@@ -109,7 +107,7 @@ def test_training_imports_nothing_of_decoding_lms_or_export():
 
 
 def test_precision_auto_follows_the_gpu(monkeypatch):
-    from asr.train import auto_precision
+    from asr.trainer import auto_precision
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "some GPU")
@@ -126,7 +124,7 @@ def test_ddp_is_told_about_unused_parameters_only_when_it_needs_to():
     from omegaconf import OmegaConf
 
     from asr.model.registry import build_model
-    from asr.train import ddp_strategy
+    from asr.trainer import ddp_strategy
     from tests.export.conftest import small_model_config
 
     def cfg(devices, strategy="auto", nodes=1):
