@@ -14,6 +14,7 @@ anything (the stored ``model_config`` is only checked against the model registry
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -215,17 +216,74 @@ def check_static_profile(profile: dict, where: str) -> dict:
     return profile
 
 
+def _varint(read) -> int | None:
+    """The next protobuf varint from ``read(1)`` calls (None at the end of the input)."""
+    value = shift = 0
+    while byte := read(1):
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint longer than 10 bytes")
+    if shift:
+        raise ValueError("the input ends inside a varint")
+    return None
+
+
+def _fields(stream: io.BufferedIOBase, wanted: int):
+    """The bytes of each length-delimited top-level field numbered ``wanted`` of a protobuf message; the other
+    fields are skipped (seeked over, never read)."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    while (key := _varint(stream.read)) is not None:
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            if _varint(stream.read) is None:
+                raise ValueError("the input ends inside a field")
+            continue
+        if wire == 2:
+            length = _varint(stream.read)
+        elif wire in (1, 5):
+            length = 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire} is not protobuf 3's")
+        if length is None or stream.tell() + length > size:
+            raise ValueError("a field runs past the end")
+        if number == wanted and wire == 2:
+            yield stream.read(length)
+        else:
+            stream.seek(length, io.SEEK_CUR)
+
+
+MODEL_METADATA_PROPS = 14  # ModelProto.metadata_props (onnx.proto): repeated StringStringEntryProto {key = 1; value = 2}
+
+
+def onnx_metadata_props(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, read from its protobuf encoding without the ``onnx`` package (the
+    runtime installs only onnxruntime); the graph is skipped, not read.
+
+    Raises:
+        ValueError: the file is not a protobuf message (naming it).
+    """
+    props = {}
+    try:
+        with open(path, "rb") as f:
+            for entry in _fields(f, MODEL_METADATA_PROPS):
+                key, value = (b"".join(_fields(io.BytesIO(entry), n)).decode("utf-8") for n in (1, 2))
+                props[key] = value
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not an ONNX file ({e})") from None
+    return props
+
+
 def read_file_metadata(path: str | os.PathLike) -> dict:
     """The checked metadata of one exported ONNX file (see :func:`parse_metadata`)."""
-    import onnx  # noqa: PLC0415 (only readers of ONNX files need it)
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file (export one with `python -m asr.export`)")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends: name the file, whatever it was
-        raise ValueError(f"{path}: not an ONNX file ({type(e).__name__})") from None
-    return parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{path}: not an ONNX file (empty)")
+    return parse_metadata(onnx_metadata_props(path), str(path))
 
 
 def read_folder_metadata(model_dir: str | os.PathLike, kind: str) -> dict:

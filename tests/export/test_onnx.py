@@ -69,3 +69,15 @@ def test_metadata_says_everything_an_independent_reader_needs(random_loaded, ran
                        ("model_type", "transformer_ctc_attention"), ("producer", "x" * 50)):
         with pytest.raises(ValueError, match=key):
             parse_metadata({**props, key: value}, "encoder.onnx")
+
+
+def test_metadata_is_read_without_the_onnx_package_as_onnx_reads_it(random_onnx, random_static, tmp_path):
+    from asr.export.format import onnx_metadata_props
+
+    for path in [*random_onnx.glob("*.onnx"), *random_static.glob("*.onnx")]:
+        assert onnx_metadata_props(path) == {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    bad = tmp_path / "encoder.onnx"
+    for data in (b"", b"not an ONNX file at all", (random_onnx / "ctc.onnx").read_bytes()[:-7]):
+        bad.write_bytes(data)
+        with pytest.raises(ValueError, match="not an ONNX file"):
+            read_file_metadata(bad)
