@@ -30,7 +30,7 @@ from asr.model.asr_model import ASRModel
 from asr.model.ctc import CTCHead
 from asr.model.decoder import TransformerDecoder
 from asr.model.encoder import ConformerEncoder
-from asr.model.config_schema import SCHEMA, TARGET, check_model_config  # noqa: F401 (check_model_config re-exported)
+from asr.model.config_schema import TARGET, check_model_config
 
 
 @dataclass(frozen=True)

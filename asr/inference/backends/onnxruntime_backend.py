@@ -18,6 +18,7 @@ from asr.export.format import PARTS, decoding_parts, read_folder_metadata
 from asr.features.kaldi_native import KaldiNativeFbank
 from asr.inference.backends.base import Array, UnsupportedOperation
 
+
 def session_options(num_threads: int | None = None) -> ort.SessionOptions:
     """CPU session options: ``num_threads`` intra-op threads (None = ONNX Runtime's default, all cores)."""
     options = ort.SessionOptions()
