@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +130,11 @@ class FeatureProbe(torch.nn.Module):
     def export(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         x = self.ref[None]
-        torch.onnx.export(self, (x, torch.tensor([x.shape[1]])), str(folder / "model.onnx"), dynamo=False,
-                          input_names=["x", "x_lens"], output_names=["log_probs", "log_probs_len"],
-                          dynamic_axes={"x": {1: "T"}, "log_probs": {1: "T2"}}, opset_version=OPSET)
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notices
+            warnings.simplefilter("ignore")
+            torch.onnx.export(self, (x, torch.tensor([x.shape[1]])), str(folder / "model.onnx"), dynamo=False,
+                              input_names=["x", "x_lens"], output_names=["log_probs", "log_probs_len"],
+                              dynamic_axes={"x": {1: "T"}, "log_probs": {1: "T2"}}, opset_version=OPSET)
         proto = onnx.load(str(folder / "model.onnx"))
         onnx.helper.set_model_props(proto, {"vocab_size": str(self.V), "subsampling_factor": "1"})
         onnx.save(proto, str(folder / "model.onnx"))
