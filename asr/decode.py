@@ -138,8 +138,8 @@ def decode_batches(rec: Recognizer, manifest: Manifest, modes: list[str], batch_
     fbank = rec.pipeline.fbank
     frames = np.array([fbank.num_frames(int(d * fbank.sample_rate)) for d in manifest.durations], dtype=np.int64)
     sampler = DynamicBucketBatchSampler(frames, max(batch_frames, int(frames.max(initial=0))), shuffle=False)
-    pipeline = rec.pipeline  # the exported backends' kaldi-native-fbank path, in the DataLoader's tensor pipeline:
-    if not isinstance(pipeline, SamplePipeline):
+    pipeline = rec.pipeline
+    if not isinstance(pipeline, SamplePipeline):  # an exported backend's NumPy features: the same fbank, as tensors
         pipeline = SamplePipeline(pipeline.fbank, pipeline.cmvn, tokenizer=None)
     loader = DataLoader(ManifestDataset(manifest, pipeline), batch_sampler=sampler,
                         collate_fn=collate, num_workers=num_workers)
