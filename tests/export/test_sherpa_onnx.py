@@ -1,11 +1,14 @@
 """sherpa-onnx (its PyPI wheel) runs our ``--format sherpa-onnx`` export: its WeNet-CTC loader reads the files, its
-features are ours, and its greedy CTC text is ours.
+features are ours, and its greedy CTC text is asr-transcribe's.
 
 sherpa-onnx 2.0.1 adds a small random noise to its fbank on every call, even with ``dither=0`` (the feature probe
 below measures it: run to run the features differ by about Kaldi's dither 1.0, i.e. +-1 in 16-bit units). A trained
-model does not notice; the untrained test models have near-tied frames that it flips. So the graph is checked
-without sherpa's noise (our features through model.onnx give asr-transcribe's text exactly) and sherpa-onnx's text
-is compared on the test utterances played 30 dB louder, where that noise is 30 dB further below the speech.
+model does not notice (the demo model: the same text on 1000 of 1000 test utterances, recipes/aishell/RESULTS.md);
+the untrained test models have near-tied frames that it flips (3 to 6 of 10 utterances differ). So the graph is
+checked without sherpa-onnx's noise (our features through model.onnx give asr-transcribe's text exactly), and
+sherpa-onnx's own text is compared with the noise made negligible: it is given the test utterances 60 dB louder and
+the graph a first node that takes the level back off the log-mel features (2 ln 1000), so the model sees the test
+utterances' features while the noise is 60 dB further below them.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ from asr.modelfile import load_model_file
 sherpa_onnx = pytest.importorskip("sherpa_onnx")
 
 ROOT = Path(__file__).resolve().parents[2]
-LOUDER = 30.0  # amplitude factor of the text comparison (see the module docstring)
+LOUDER = 1000.0  # amplitude factor of the text comparison (see the module docstring)
 
 
 def sherpa_recognizer(folder: Path, fbank: Fbank | None) -> "sherpa_onnx.OfflineRecognizer":
@@ -160,13 +163,32 @@ def test_sherpa_onnx_computes_our_features_up_to_its_noise(test_wavs, tmp_path):
     assert len(default) != len(ref) or np.median(default) > 1.0
 
 
-def test_sherpa_onnx_text_equals_ours(tiny_onnx, tiny_model_file, tiny_sherpa, test_wavs):
-    louder = [LOUDER * w for w in test_wavs]  # see the module docstring
-    ours = open_recognizer(str(tiny_onnx["dynamic"]), "onnxruntime", threads=1).transcribe(louder, "ctc_greedy_search")
-    recognizer = sherpa_recognizer(tiny_sherpa, load_model_file(tiny_model_file).fbank)
-    theirs = [sherpa_decode(recognizer, w).text for w in louder]
+def level_shifted(folder: Path, out: Path, gain: float) -> Path:
+    """A copy of a sherpa-onnx export whose graph first subtracts the log-mel shift of ``gain`` x louder audio
+    (2 ln gain, exact for a power spectrum scaled by gain^2)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tokens.txt").write_bytes((folder / "tokens.txt").read_bytes())
+    proto = onnx.load(str(folder / "model.onnx"))
+    graph = proto.graph
+    for node in graph.node:
+        node.input[:] = ["x_at_level" if name == "x" else name for name in node.input]
+    graph.initializer.append(onnx.helper.make_tensor("level_shift", onnx.TensorProto.FLOAT, [], [2 * np.log(gain)]))
+    graph.node.insert(0, onnx.helper.make_node("Sub", ["x", "level_shift"], ["x_at_level"]))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out / "model.onnx"))
+    return out
+
+
+@pytest.mark.parametrize("name", ["tiny", "random"])
+def test_sherpa_onnx_text_equals_ours(name, tiny_onnx, tiny_model_file, tiny_sherpa, random_onnx, random_loaded,
+                                      random_sherpa, test_wavs, tmp_path):
+    folder, sherpa_folder = {"tiny": (tiny_onnx["dynamic"], tiny_sherpa), "random": (random_onnx, random_sherpa)}[name]
+    fbank = load_model_file(tiny_model_file).fbank if name == "tiny" else random_loaded.fbank
+    ours = open_recognizer(str(folder), "onnxruntime", threads=1).transcribe(test_wavs, "ctc_greedy_search")
+    recognizer = sherpa_recognizer(level_shifted(sherpa_folder, tmp_path / "shifted", LOUDER), fbank)
+    theirs = [sherpa_decode(recognizer, LOUDER * w).text for w in test_wavs]  # see the module docstring
     same = sum(a == b for a, b in zip(ours, theirs))
-    assert same >= 0.98 * len(ours), list(zip(ours, theirs))
+    assert same >= 0.98 * len(ours), [(a, b) for a, b in zip(ours, theirs) if a != b]
     assert sum(map(len, ours)) >= 5 * len(ours)  # not vacuously equal
 
 
