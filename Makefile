@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,synth]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,synth]'
 	touch $(STAMP)
 
 serve-setup: $(SERVE_VENV)/.installed

@@ -48,7 +48,7 @@ from tqdm import tqdm
 from asr.data.batching import DynamicBucketBatchSampler
 from asr.data.dataset import ManifestDataset
 from asr.data.manifest import Manifest
-from asr.data.pipeline import collate
+from asr.data.pipeline import SamplePipeline, collate
 from asr.data.text import normalize_text
 from asr.decoding.cer import ErrorStats, compute_cer, focus_stats, per_utterance, summary, write_error_file
 from asr.inference.lm_modes import LM_MODES, load_lm
@@ -63,8 +63,9 @@ SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_t
             "reverse_weight")
 
 
-def machine_info(device: torch.device) -> dict:
+def machine_info(device: torch.device | str) -> dict:
     """Where the figures were measured."""
+    device = torch.device(device)
     info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
             "platform": platform.platform(), "torch": torch.__version__}
     if device.type == "cuda":
@@ -149,7 +150,10 @@ def decode_batches(rec: Recognizer, manifest: Manifest, modes: list[str], batch_
     fbank = rec.pipeline.fbank
     frames = np.array([fbank.num_frames(int(d * fbank.sample_rate)) for d in manifest.durations], dtype=np.int64)
     sampler = DynamicBucketBatchSampler(frames, max(batch_frames, int(frames.max(initial=0))), shuffle=False)
-    loader = DataLoader(ManifestDataset(manifest, rec.pipeline), batch_sampler=sampler,
+    pipeline = rec.pipeline
+    if not isinstance(pipeline, SamplePipeline):  # an exported backend's NumPy features: the same fbank, as tensors
+        pipeline = SamplePipeline(pipeline.fbank, pipeline.cmvn, tokenizer=None)
+    loader = DataLoader(ManifestDataset(manifest, pipeline), batch_sampler=sampler,
                         collate_fn=collate, num_workers=num_workers)
     hyps: dict[str, dict[str, str]] = {mode: {} for mode in modes}
     load_seconds = 0.0

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from asr.data.audio import Audio
 from asr.decoding.ctc_align import ctc_forced_align
+from asr.inference.features import pad_features
 from asr.inference.recognizer import Recognizer
 from asr.inference.segmenter import Piece, Segmenter
 from asr.inference.vad import EnergyVAD, FrameDecisions
@@ -97,9 +97,8 @@ def decode_with_times(recognizer: Recognizer, wavs: list[np.ndarray], mode: str)
         on the CTC path spelling the hypothesis; evenly spread when no path does).
     """
     recognizer.check_modes([mode])
-    feats = [recognizer.pipeline.features(w) for w in wavs]  # each (T_b, F)
-    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-    enc = recognizer.encode(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens)  # (B, T, F) in
+    padded, lens = pad_features([recognizer.pipeline.features(w) for w in wavs])  # (B, T, F), (B,)
+    enc = recognizer.encode(padded, lens)
     hyps = recognizer.modes[mode].search(recognizer, enc)
     shift = recognizer.pipeline.fbank.frame_shift_ms / 1000
     out = []

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from asr.export.format import training_lengths
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -50,6 +48,11 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
     if backend == "torch":
         if not path.is_file():
             raise ValueError(f"{model}: the torch backend needs a model file (.safetensors), not a folder")
+        try:
+            import torch  # noqa: PLC0415 (the torch backend only: the exported-model runtime has no torch)
+        except ImportError:
+            raise ValueError("the torch backend needs torch (pip install 'mandarin-asr[train]'); an exported "
+                             "folder runs without it (--backend onnxruntime or om)") from None
         if threads:
             torch.set_num_threads(threads)
         return Recognizer.from_model_file(str(path), device, **kwargs)
