@@ -10,7 +10,10 @@ ATC converts only static shapes. The profile fixes every dimension:
   the most a CTC hypothesis can have) against ``enc_frames`` encoder frames.
 
 The graph is exported at these shapes, constant-folded by ONNX Runtime's basic (standard-op) graph
-optimisations, and checked by :func:`static_graph_problems` for what ATC rejects.
+optimisations, rewritten for CANN (:func:`asr.export.ascend.ascend_rewrites`: int32 lengths, no Unsqueeze,
+no biased Gemm, 2-D convolutions) and checked by :func:`static_graph_problems` for what ATC rejects;
+``tools/check_ascend_profile.py`` checks it against CANN's documented ONNX operators. ``build_om.sh`` keeps
+the precision-sensitive nodes (``keep_dtype.cfg``) at fp32 under mixed precision.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from asr.export.ascend import ascend_rewrites, precision_sensitive_nodes
 from asr.export.format import PARTS
 from asr.export.onnx import OPSET, export_folder
 from asr.model.subsampling import subsampled_length
@@ -34,6 +38,7 @@ DYNAMIC_OPS = {"NonZero", "Loop", "If", "Scan", "Unique", "Range", "Shape", "Siz
                "NonMaxSuppression", "TopK"}
 INDEX_OPS = {"Gather": 1, "GatherElements": 1, "GatherND": 1, "ScatterElements": 1, "ScatterND": 1}  # op -> index input
 SCRIPT_NAME = "build_om.sh"
+KEEP_DTYPE_NAME = "keep_dtype.cfg"
 
 
 def static_profile(loaded: LoadedModel, frames: int = DEFAULT_FRAMES, batch: int = 1, num_hyps: int = 10,
@@ -60,8 +65,9 @@ def static_profile(loaded: LoadedModel, frames: int = DEFAULT_FRAMES, batch: int
     }
 
 
-def fold_constants(path: str | os.PathLike) -> None:
-    """Rewrite a static ONNX file with ONNX Runtime's basic optimisations (constant folding, BN fusion).
+def fold_constants(path: str | os.PathLike, for_ascend: bool = True) -> None:
+    """Rewrite a static ONNX file with ONNX Runtime's basic optimisations (constant folding, BN fusion),
+    then (``for_ascend``) with :func:`asr.export.ascend.ascend_rewrites`.
 
     These rewrites keep to standard ONNX ops; the opset imports ONNX Runtime adds are dropped again.
     """
@@ -78,6 +84,8 @@ def fold_constants(path: str | os.PathLike) -> None:
     kept = [o for o in model.opset_import if o.domain in used or o.domain in ("", "ai.onnx")]
     del model.opset_import[:]
     model.opset_import.extend(kept)
+    if for_ascend:
+        ascend_rewrites(model)
     onnx.checker.check_model(model)
     with atomic_write(path, "wb") as f:
         f.write(model.SerializeToString())
@@ -148,8 +156,9 @@ def atc_command(onnx_path: str | os.PathLike, soc_version: str = "$SOC_VERSION",
                 precision_mode: str = "$PRECISION_MODE") -> list[str]:
     """The ATC command line converting one static ONNX file to ``<stem>.om`` beside it.
 
-    ``--input_shape`` is read from the file's (static) inputs. The defaults are shell variables
-    set by the script of :func:`write_atc_script`.
+    ``--input_shape`` is read from the file's (static) inputs; ``--keep_dtype`` names the
+    :data:`KEEP_DTYPE_NAME` file of :func:`write_atc_script`. The defaults are shell variables
+    set by that script.
     """
     model = onnx.load(str(onnx_path), load_external_data=False)
     shapes = ";".join(f"{i.name}:" + ",".join(str(d.dim_value) for d in i.type.tensor_type.shape.dim)
@@ -157,7 +166,7 @@ def atc_command(onnx_path: str | os.PathLike, soc_version: str = "$SOC_VERSION",
     name = Path(onnx_path).name
     return ["atc", "--framework=5", f"--model={name}", f"--output={Path(name).stem}", "--input_format=ND",
             f"--input_shape={shapes}", f"--soc_version={soc_version}", f"--precision_mode={precision_mode}",
-            "--log=error"]
+            f"--keep_dtype={KEEP_DTYPE_NAME}", "--log=error"]
 
 
 def _shell_word(arg: str) -> str:
@@ -167,7 +176,11 @@ def _shell_word(arg: str) -> str:
 
 def write_atc_script(out_dir: str | os.PathLike, soc_version: str = "Ascend310P3",
                      precision_mode: str = "allow_mix_precision") -> Path:
-    """Write ``build_om.sh`` into the static profile's folder: one ATC call per part.
+    """Write ``build_om.sh`` into the static profile's folder: one ATC call per part, and ``keep_dtype.cfg``.
+
+    ``keep_dtype.cfg`` lists the precision-sensitive nodes (softmax, reductions, LayerNorm's square and
+    root: :func:`asr.export.ascend.precision_sensitive_nodes`) by ONNX node name, one a line, the format
+    of ``atc --keep_dtype``: ATC keeps them at fp32 while ``allow_mix_precision`` lowers the rest to fp16.
 
     The script stops with a clear message when ``atc`` is not on PATH. Usage:
     ``bash build_om.sh [SOC_VERSION] [PRECISION_MODE]`` (defaults: the values given here).
@@ -179,6 +192,9 @@ def write_atc_script(out_dir: str | os.PathLike, soc_version: str = "Ascend310P3
             ``force_fp32`` / ``must_keep_origin_dtype`` (closest to the ONNX results), ``force_fp16``.
     """
     out_dir = Path(out_dir)
+    keep = [name for spec in PARTS.values() for name in precision_sensitive_nodes(onnx.load(str(out_dir / spec.file)))]
+    with atomic_write(out_dir / KEEP_DTYPE_NAME) as f:
+        f.write("\n".join(keep) + "\n")
     lines = [
         "#!/usr/bin/env bash",
         "# Build the Ascend OM files of this static profile with CANN's ATC (written by `python -m asr.export`).",

@@ -31,6 +31,7 @@ from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.subsampling import subsampled_length
 
 ACL_SUCCESS = 0
+ACL_ERROR_REPEAT_INITIALIZE = 100002  # acl.init when this process already initialised pyACL (CANN's aclError list)
 ACL_MEM_MALLOC_HUGE_FIRST = 0
 ACL_MEMCPY_HOST_TO_DEVICE = 1
 ACL_MEMCPY_DEVICE_TO_HOST = 2
@@ -38,6 +39,8 @@ ACL_MEMCPY_DEVICE_TO_HOST = 2
 ACL_DTYPES = {0: np.float32, 1: np.float16, 2: np.int8, 3: np.int32, 4: np.uint8, 6: np.int16, 7: np.uint16,
               8: np.uint32, 9: np.int64, 10: np.uint64, 11: np.float64, 12: np.bool_}
 RUNTIMES = ("acl", "onnxruntime")
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+              "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 
 
 def plan_windows(total: int, window: int, context: int) -> list[tuple[int, int, int, int]]:
@@ -89,13 +92,16 @@ class OnnxStaticModel:
         self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
+        self.input_dtypes = [ORT_DTYPES[i.type] for i in self.session.get_inputs()]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Run on arrays of exactly ``input_shapes``."""
+        """Run on arrays of exactly ``input_shapes`` (cast to the model's input types, as :class:`AclModel` does)."""
         for name, x, shape in zip(self.input_names, inputs, self.input_shapes):
             if x.shape != shape:
                 raise ValueError(f"input {name!r}: shape {x.shape}, the static model takes {shape}")
-        return self.session.run(None, dict(zip(self.input_names, inputs)))
+        feeds = {name: np.ascontiguousarray(x, dtype=dtype) for name, x, dtype in zip(self.input_names, inputs,
+                                                                                      self.input_dtypes)}
+        return self.session.run(None, feeds)
 
     def close(self) -> None:
         self.session = None
@@ -130,6 +136,10 @@ class _Teardown:
 class AclDevice:
     """Initialise pyACL on one NPU: ``acl.init``, ``rt.set_device``, ``rt.create_context``; :meth:`close` undoes it.
 
+    ``acl.init`` answering "already initialised" (:data:`ACL_ERROR_REPEAT_INITIALIZE`: another component of the
+    process, e.g. a second backend, initialised pyACL) is accepted, and then :meth:`close` leaves
+    ``acl.finalize`` to whoever initialised it.
+
     Args:
         acl: the pyACL module (``import acl``), or a stand-in with the same functions.
         device_id: NPU index.
@@ -139,8 +149,10 @@ class AclDevice:
         self.acl, self.device_id, self.context = acl, device_id, None
         self.initialised = self.device_set = False
         try:
-            _check(acl.init(), "acl.init")
-            self.initialised = True
+            ret = acl.init()
+            if ret != ACL_ERROR_REPEAT_INITIALIZE:
+                _check(ret, "acl.init")
+                self.initialised = True
             _check(acl.rt.set_device(device_id), f"acl.rt.set_device({device_id})")
             self.device_set = True
             context, ret = acl.rt.create_context(device_id)
@@ -170,17 +182,19 @@ class AclModel:
 
     Load: ``mdl.load_from_file``, ``mdl.create_desc`` + ``get_desc``, then for every input and output
     a device buffer of the size the model states (``rt.malloc``), wrapped in a data buffer and added
-    to the input or output dataset; a pinned host buffer per output (``rt.malloc_host``). Run: host ->
-    device copies, ``mdl.execute``, device -> host copies. :meth:`close` releases in reverse order
-    (also after a failed load, whatever was acquired).
+    to the input or output dataset; a pinned host buffer per output (``rt.malloc_host``). Run:
+    ``rt.set_context`` (a pyACL context is current per thread, and a server calls from its worker
+    threads), host -> device copies, ``mdl.execute``, device -> host copies. :meth:`close` releases in
+    reverse order (also after a failed load, whatever was acquired).
 
     Args:
         acl: the pyACL module.
         path: the ``.om`` file.
+        context: the device's context (:class:`AclDevice`), made current before each run and the release.
     """
 
-    def __init__(self, acl, path: str | os.PathLike):
-        self.acl, self.path = acl, str(path)
+    def __init__(self, acl, path: str | os.PathLike, context=None):
+        self.acl, self.path, self.context = acl, str(path), context
         self.model_id = self.desc = None
         self.inputs: list[dict] = []
         self.outputs: list[dict] = []
@@ -241,6 +255,8 @@ class AclModel:
         for i, (x, t) in enumerate(zip(inputs, self.inputs)):
             if x.shape != t["shape"]:
                 raise ValueError(f"{self.path}: input {i} has shape {x.shape}, the model takes {t['shape']}")
+        if self.context is not None:
+            _check(self.acl.rt.set_context(self.context), "acl.rt.set_context")
         for x, t in zip(inputs, self.inputs):
             data = np.ascontiguousarray(x, dtype=t["dtype"]).tobytes()
             ptr = self.acl.util.bytes_to_ptr(data)
@@ -258,6 +274,8 @@ class AclModel:
     def close(self) -> None:
         """Free host buffers, data buffers, datasets, device buffers; unload; destroy the description."""
         release, acl = _Teardown(), self.acl
+        if self.context is not None:
+            release(acl.rt.set_context(self.context), "acl.rt.set_context")
         for host in self.host_outputs:
             release(acl.rt.free_host(host), "acl.rt.free_host")
         for dataset, data_buffers in self.datasets:
@@ -327,7 +345,7 @@ class OMBackend:
             self.device_handle = AclDevice(acl, device_id)
             try:
                 for part, path in files.items():
-                    self.models[part] = AclModel(acl, path)
+                    self.models[part] = AclModel(acl, path, self.device_handle.context)
             except BaseException:
                 self.close()
                 raise
