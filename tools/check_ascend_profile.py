@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from asr.export.ascend import OPS_TABLE, load_ops_table, profile_problems  # noqa: E402
 from asr.export.format import PARTS  # noqa: E402
+from asr.export.om import profile_files  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     table = load_ops_table(args.table)
     print(f"CANN table: {table['source']['version']}")
     total = 0
-    for part, spec in PARTS.items():
-        path = Path(args.profile) / spec.file
-        if not path.is_file():
-            print(f"{path}: missing (export with `python -m asr.export --om-profile`)", file=sys.stderr)
-            return 2
+    missing = [str(Path(args.profile) / spec.file) for spec in PARTS.values()
+               if not (Path(args.profile) / spec.file).is_file()]
+    if missing:
+        print(f"{missing}: missing (export with `python -m asr.export --om-profile`)", file=sys.stderr)
+        return 2
+    for path in profile_files(args.profile):
         problems, notes = profile_problems(path, table)
         total += len(problems)
-        print(f"{part}: {len(problems)} unsupported, {len(notes)} float32 inputs lowered to fp16 by ATC")
+        print(f"{path.name}: {len(problems)} unsupported, {len(notes)} float32 inputs lowered to fp16 by ATC")
         for message in problems + (notes if args.notes else []):
             print(f"  {message}")
     print("OK: every operator and data type is in CANN's documented ONNX support" if not total

@@ -19,6 +19,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from asr.export.om import profile_files
 from asr.inference.backends.om_backend import ACL_DTYPES, ACL_ERROR_REPEAT_INITIALIZE, AclError, OMBackend
 
 DTYPE_CODES = {np.dtype(v): k for k, v in ACL_DTYPES.items()}
@@ -341,8 +342,9 @@ def test_acl_path_gives_the_onnxruntime_results_and_frees_everything(om_dir, int
     assert names[-3:] == ["rt.destroy_context", "rt.reset_device", "finalize"]
     assert acl.live() == {} and acl.host_bytes == {}
     loads = [args[0] for name, args in acl.calls if name == "mdl.load_from_file"]
-    assert [Path(p).name for p in loads] == ["encoder.om", "ctc.om", "decoder.om"]
-    assert names.count("mdl.unload") == 3 and names.count("mdl.destroy_desc") == 3
+    files = [p.with_suffix(".om").name for p in profile_files(om_dir)]  # encoder, ctc, decoder, shorter gears
+    assert [Path(p).name for p in loads] == files and len(files) > 3
+    assert names.count("mdl.unload") == len(files) and names.count("mdl.destroy_desc") == len(files)
     assert names.count("rt.malloc") == names.count("rt.free")
     assert names.count("rt.malloc_host") == names.count("rt.free_host")
     assert names.count("create_data_buffer") == names.count("destroy_data_buffer")
@@ -351,8 +353,8 @@ def test_acl_path_gives_the_onnxruntime_results_and_frees_everything(om_dir, int
     assert executes
     for i in executes:
         model = acl.calls[i][1][0]
-        n_in = {1: 2, 2: 1, 3: 4}[model]
-        n_out = {1: 2, 2: 1, 3: 1}[model]
+        n_in = {1: 2, 2: 1}.get(model, 4)  # model ids in load order: encoder, ctc, then the decoder gears
+        n_out = {1: 2, 2: 1}.get(model, 1)
         before = [acl.calls[j][1][4] for j in range(i - 2 * n_in, i) if names[j] == "rt.memcpy"]
         after = [acl.calls[j][1][4] for j in range(i + 1, i + 1 + 2 * n_out) if names[j] == "rt.memcpy"]
         assert before == [1] * n_in and after == [2] * n_out

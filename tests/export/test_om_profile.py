@@ -16,10 +16,14 @@ from asr.inference.backends.om_backend import OMBackend, plan_windows
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.model.subsampling import subsampled_length
 from asr.export.ascend import profile_problems
-from asr.export.om import KEEP_DTYPE_NAME, atc_command, static_graph_problems, write_atc_script
-from asr.export.format import PARTS
+from asr.export.om import KEEP_DTYPE_NAME, atc_command, profile_files, static_graph_problems, write_atc_script
+from asr.export.format import PARTS, read_file_metadata
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def onnx_profile(folder) -> dict:
+    return read_file_metadata(folder / PARTS["encoder"].file)["profile"]
 
 
 @pytest.fixture(scope="module")
@@ -133,10 +137,12 @@ def test_build_script_runs_the_exact_atc_commands(random_static, tmp_path):
                        env={**env, "PATH": f"{fake}:/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     calls = log.read_text().splitlines()
-    expected = [" ".join(atc_command(random_static / s.file, "Ascend910B3", "force_fp32")[1:]) for s in PARTS.values()]
-    assert calls == expected
-    for spec, call in zip(PARTS.values(), calls):
-        model = onnx.load(str(random_static / spec.file))
+    files = profile_files(random_static)
+    expected = [" ".join(atc_command(path, "Ascend910B3", "force_fp32")[1:]) for path in files]
+    gears = onnx_profile(random_static)["token_gears"]
+    assert calls == expected and len(files) == len(PARTS) + len(gears) - 1 and len(gears) > 1
+    for path, call in zip(files, calls):
+        model = onnx.load(str(path))
         shapes = ";".join(f"{i.name}:" + ",".join(str(d.dim_value) for d in i.type.tensor_type.shape.dim)
                           for i in model.graph.input)
         assert f"--input_shape={shapes}" in call.split() and "--framework=5" in call.split()
@@ -185,3 +191,26 @@ def test_check_finds_undocumented_ops_dtypes_and_infinities(tmp_path):
     assert "'neg': non-finite" in text
     assert "'unsqueeze' (Unsqueeze): opset 15 outside the documented 8-12" in text
     assert "input 'x' is INT64" in text
+
+
+def test_decoder_scores_at_the_shortest_gear_that_holds_the_hypotheses(backends):
+    dynamic, static = backends
+    gears = static.profile["token_gears"]
+    assert gears[0] == 16 and gears[-1] == static.profile["max_tokens"] > 16
+    g = torch.Generator().manual_seed(2)
+    used = []
+    for name, model in static.models.items():
+        if name.startswith("decoder"):
+            model.run = (lambda run, name: lambda inputs: used.append((name, inputs[2].shape[1])) or run(inputs))(
+                model.run, name)
+    enc_out, enc_lens = dynamic.encode(torch.randn(2, 150, 80, generator=g), torch.tensor([150, 120]))
+    for longest, gear in ((5, 16), (16, 16), (17, gears[1]), (gears[-1], gears[-1])):
+        used.clear()
+        n = static.profile["num_hyps"]
+        hyps = torch.randint(1, int(static.meta["vocab_size"]) - 1, (n, longest + 3), generator=g)
+        hyps_lens = torch.randint(0, longest + 1, (n,), generator=g)
+        hyps_lens[0] = longest
+        rows = torch.arange(n) % 2
+        args = (enc_out[rows], enc_lens[rows], hyps, hyps_lens)
+        torch.testing.assert_close(static.decoder_scores(*args), dynamic.decoder_scores(*args), atol=1e-4, rtol=1e-4)
+        assert [shape for _, shape in used] == [gear]

@@ -8,8 +8,9 @@ Every call is padded to the profile's fixed shapes and cut into pieces that fit:
   is taken from a window where it has ``context`` frames on both sides (unless it is that close to the
   utterance's own edge). Windows of all utterances are batched ``batch`` at a time. Nothing is truncated.
 * CTC head: frame-wise, so cutting ``enc_out`` into ``enc_frames`` pieces is exact.
-* decoder scoring: hypotheses go ``num_hyps`` at a time, padded to ``max_tokens`` tokens and
-  ``enc_frames`` encoder frames; longer inputs raise a clear error (attention needs the whole utterance).
+* decoder scoring: hypotheses go ``num_hyps`` at a time, padded to ``enc_frames`` encoder frames and to the
+  shortest token-length gear of the profile that holds the longest of them (``token_gears``; the longest
+  gear is ``max_tokens``); longer inputs raise a clear error (attention needs the whole utterance).
 
 The models run either on an NPU through pyACL (:class:`AclModel`, the ``acl`` module of CANN) or, to
 check this padding and cutting without an NPU, on the very same static ONNX files under ONNX Runtime
@@ -25,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from asr.export.format import PARTS, decoding_parts, read_folder_metadata
+from asr.export.format import GEAR_FILE, PARTS, decoding_parts, read_folder_metadata
 from asr.inference.backends.base import UnsupportedOperation
 from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.subsampling import subsampled_length
@@ -329,6 +330,9 @@ class OMBackend:
         self.context = self.profile["enc_frames"] // 8 if context is None else context
         plan_windows(1, self.profile["enc_frames"], self.context)  # validates it
         self.device_handle = None
+        self.gears = self.profile.get("token_gears", [self.profile["max_tokens"]])
+        onnx_files = {part: self.model_dir / spec.file for part, spec in PARTS.items()}
+        onnx_files |= {f"decoder_L{g}": self.model_dir / GEAR_FILE.format(g) for g in self.gears[:-1]}
         if runtime == "acl":
             if acl is None:
                 try:
@@ -337,7 +341,7 @@ class OMBackend:
                     raise ImportError("om backend: the pyACL module `acl` is not importable; install CANN and "
                                       "source its set_env.sh, or use runtime='onnxruntime' to run the static "
                                       "ONNX files on CPU") from None
-            files = {part: self.model_dir / (Path(spec.file).stem + ".om") for part, spec in PARTS.items()}
+            files = {part: path.with_suffix(".om") for part, path in onnx_files.items()}
             missing = [str(f) for f in files.values() if not f.is_file()]
             if missing:
                 raise FileNotFoundError(f"om backend: {missing} not found; run {self.model_dir}/build_om.sh first")
@@ -350,8 +354,10 @@ class OMBackend:
                 self.close()
                 raise
         else:
-            self.models = {part: OnnxStaticModel(self.model_dir / spec.file, num_threads)
-                           for part, spec in PARTS.items()}
+            missing = [str(f) for f in onnx_files.values() if not f.is_file()]
+            if missing:
+                raise FileNotFoundError(f"om backend: {missing} not found; re-export the static profile")
+            self.models = {part: OnnxStaticModel(path, num_threads) for part, path in onnx_files.items()}
 
     def close(self) -> None:
         """Release the models, then the device (pyACL's teardown order)."""
@@ -418,7 +424,7 @@ class OMBackend:
 
     def decoder_scores(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor,
                        hyps_lens: torch.Tensor) -> torch.Tensor:
-        """``num_hyps`` hypotheses per call, padded to the profile.
+        """``num_hyps`` hypotheses per call, padded to the profile (tokens: the shortest gear that holds them).
 
         Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,) int64; hyps: (N, L) int64.
         Returns: (N,) float.
@@ -436,23 +442,26 @@ class OMBackend:
         if n and int(hyps_lens.max()) > p["max_tokens"]:
             raise ValueError(f"om backend: a {int(hyps_lens.max())}-token hypothesis exceeds the decoder profile's "
                              f"{p['max_tokens']} tokens; re-export with a larger --om-max-tokens")
-        t, length = min(enc_out.size(1), p["enc_frames"]), min(hyps.size(1), p["max_tokens"])
+        t = min(enc_out.size(1), p["enc_frames"])
         x, x_lens = enc_out[:, :t].detach().cpu().float().numpy(), enc_lens.cpu().numpy()
-        ys, ys_lens = hyps[:, :length].cpu().numpy(), hyps_lens.cpu().numpy()
+        ys, ys_lens = hyps.cpu().numpy(), hyps_lens.cpu().numpy()
         scores = np.zeros(n, dtype=np.float32)
         size = p["num_hyps"]
         for first in range(0, n, size):
             m = min(size, n - first)
             rows = slice(first, first + m)
+            gear = next(g for g in self.gears if g >= max(int(ys_lens[rows].max()), 1))
+            length = min(ys.shape[1], gear)
             enc = np.zeros((size, p["enc_frames"], x.shape[2]), dtype=np.float32)  # (num_hyps, enc_frames, D)
             enc[:m, :t] = x[rows]
             lens = np.zeros(size, dtype=np.int64)
             lens[:m] = x_lens[rows]
-            tokens = np.zeros((size, p["max_tokens"]), dtype=np.int64)  # (num_hyps, max_tokens)
-            tokens[:m, :length] = ys[rows]
+            tokens = np.zeros((size, gear), dtype=np.int64)  # (num_hyps, gear)
+            tokens[:m, :length] = ys[rows, :length]
             tokens_lens = np.zeros(size, dtype=np.int64)
             tokens_lens[:m] = ys_lens[rows]
-            scores[rows] = self.models["decoder"].run([enc, lens, tokens, tokens_lens])[0][:m]
+            model = self.models["decoder" if gear == self.gears[-1] else f"decoder_L{gear}"]
+            scores[rows] = model.run([enc, lens, tokens, tokens_lens])[0][:m]
         return torch.from_numpy(scores)
 
     def set_reverse_weight(self, weight: float | None) -> None:
