@@ -226,7 +226,8 @@ def write_atc_script(out_dir: str | os.PathLike, soc_version: str = "Ascend310P3
             ``force_fp32`` / ``must_keep_origin_dtype`` (closest to the ONNX results), ``force_fp16``.
     """
     out_dir = Path(out_dir)
-    keep = [name for path in profile_files(out_dir) for name in precision_sensitive_nodes(onnx.load(str(path)))]
+    keep = list(dict.fromkeys(name for path in profile_files(out_dir)
+                              for name in precision_sensitive_nodes(onnx.load(str(path)))))  # gears share names
     with atomic_write(out_dir / KEEP_DTYPE_NAME) as f:
         f.write("\n".join(keep) + "\n")
     lines = [
