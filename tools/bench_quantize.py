@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="--aishell-size: seconds per synthetic utterance")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=1, help="timed passes per variant and search (best kept)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), help="variants beside fp32")
     parser.add_argument("--posterior-utts", type=int, default=20, help="utterances for the posterior agreement")
     args = parser.parse_args()
@@ -97,7 +98,7 @@ def main() -> None:
         print(f"{args.model}: {len(rows)} utterances of {args.manifest}")
     audio_seconds = sum(w.shape[-1] for w in wavs) / loaded.fbank.sample_rate
     print(f"{audio_seconds:.0f} s of audio; {args.threads} thread(s), batch {args.batch_size}, beam 10, nbest 10; "
-          "RTF = wall time of Recognizer.transcribe (features included) / audio seconds")
+          f"RTF = best of {args.repeats} wall time(s) of Recognizer.transcribe (features included) / audio seconds")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -122,7 +123,7 @@ def main() -> None:
             worst, argmax = posterior_agreement(fp32, backend, feats)
             size = folder_mb(folder)
             for search in SEARCH_MODES:
-                seconds, texts = timed_transcribe(rec, wavs, search, args.batch_size, 1)
+                seconds, texts = timed_transcribe(rec, wavs, search, args.batch_size, args.repeats)
                 base.setdefault(search, (seconds, texts))
                 ref_seconds, ref_texts = base[search]
                 same = np.mean([a == b for a, b in zip(texts, ref_texts)])

@@ -9,12 +9,13 @@ Modes (:data:`MODES`, a table of :class:`Variant` values):
 
 * ``int8``: every weight MatMul in int8, one scale per weight tensor.
 * ``int8_channel``: as ``int8`` with one scale per output channel (per-channel weights).
-* ``mixed``: the 8/16 mix for CPU: per-channel int8 for the bulk (feed-forward, value/output
-  projections) and, for the :data:`SENSITIVE_GROUPS`, ONNX Runtime's fastest 16-bit-or-better form on
-  CPU, which is **fp32**: its CPU provider has no int16 MatMul kernel for dynamic quantisation, and an
-  fp16 MatMul runs slower than fp32 on x86 (``tools/bench_quantize.py`` measures ``mixed_fp16`` beside it).
-* ``mixed_fp16``: the 8/16 mix for GPU/NPU targets: per-channel int8 bulk, the sensitive groups'
-  MatMuls computed in fp16 (fp16 weights, Casts around the MatMul).
+* ``mixed``: the 8/16 mix for CPU: per-channel int8 for the encoder's bulk (feed-forward, value/output
+  projections) and, for the :data:`SENSITIVE_GROUPS` and the whole attention decoder (:data:`SENSITIVE_PARTS`),
+  ONNX Runtime's fastest 16-bit-or-better form on CPU, which is **fp32**: its CPU provider has no int16
+  MatMul kernel for dynamic quantisation, and fp16 MatMuls run slower than fp32 on x86
+  (``tools/bench_quantize.py`` measures ``mixed_fp16`` beside it).
+* ``mixed_fp16``: the 8/16 mix for GPU/NPU targets: the same split, the 16-bit part computed in fp16 (fp16
+  weights, Casts around the MatMul).
 * ``fp16``: the whole graph in fp16 for GPU (inputs/outputs stay fp32), except the
   precision-sensitive ops of :data:`FP32_OPS` (softmax, LayerNorm's reductions/power/root), which
   overflow or lose the tail in fp16.
@@ -51,6 +52,10 @@ GROUPS = {
     "decoder_output": r"/decoder/output/",
 }
 SENSITIVE_GROUPS = ("attention_qk", "attention_pos", "front_end", "ctc_output", "decoder_output")
+# Parts kept out of int8 whole: the decoder's score decides attention rescoring between close hypotheses,
+# and every one of its groups moves that score by a similar amount (``bench_inference.py --sensitivity``),
+# so no group of it can be singled out; it is small beside the encoder.
+SENSITIVE_PARTS = ("decoder",)
 # Ops kept in fp32 by the fp16 variant: softmax exponentiates, LayerNorm (exported as ReduceMean, Pow,
 # Sqrt) squares activations (|x| > 256 overflows fp16), and long sums lose their small terms.
 FP32_OPS = ("Softmax", "LogSoftmax", "ReduceMean", "ReduceSum", "Pow", "Sqrt")
@@ -64,13 +69,15 @@ class Variant:
         int8: quantise weight MatMuls to int8 (dynamic).
         per_channel: one int8 scale per output channel instead of per tensor.
         keep: groups (keys of :data:`GROUPS`) not quantised to int8.
-        keep_as: precision of the kept groups' MatMuls: ``"fp32"`` or ``"fp16"``.
+        keep_parts: parts (keys of ``PARTS``) whose weight MatMuls are all kept out of int8.
+        keep_as: precision of the kept MatMuls: ``"fp32"`` or ``"fp16"``.
         fp16_graph: convert the whole graph to fp16 (no int8).
     """
 
     int8: bool = True
     per_channel: bool = False
     keep: tuple[str, ...] = ()
+    keep_parts: tuple[str, ...] = ()
     keep_as: str = "fp32"
     fp16_graph: bool = False
 
@@ -78,14 +85,15 @@ class Variant:
         if self.fp16_graph:
             return "fp16 except ops " + ",".join(FP32_OPS)
         scale = "per-channel" if self.per_channel else "per-tensor"
-        return f"int8 {scale}; {self.keep_as}: " + (",".join(self.keep) or "none")
+        kept = [*self.keep, *(f"all of {part}" for part in self.keep_parts)]
+        return f"int8 {scale}; {self.keep_as}: " + (",".join(kept) or "none")
 
 
 MODES: dict[str, Variant] = {
     "int8": Variant(),
     "int8_channel": Variant(per_channel=True),
-    "mixed": Variant(per_channel=True, keep=SENSITIVE_GROUPS, keep_as="fp32"),
-    "mixed_fp16": Variant(per_channel=True, keep=SENSITIVE_GROUPS, keep_as="fp16"),
+    "mixed": Variant(per_channel=True, keep=SENSITIVE_GROUPS, keep_parts=SENSITIVE_PARTS, keep_as="fp32"),
+    "mixed_fp16": Variant(per_channel=True, keep=SENSITIVE_GROUPS, keep_parts=SENSITIVE_PARTS, keep_as="fp16"),
     "fp16": Variant(int8=False, fp16_graph=True),
 }
 
@@ -164,8 +172,8 @@ def topological_sort(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
-def quantize_file(src: str | os.PathLike, dst: str | os.PathLike, variant: Variant | tuple[str, ...] = Variant()
-                  ) -> list[str]:
+def quantize_file(src: str | os.PathLike, dst: str | os.PathLike, variant: Variant | tuple[str, ...] = Variant(),
+                  part: str | None = None) -> list[str]:
     """Write the ``variant`` of one ONNX file (see :data:`MODES`).
 
     Args:
@@ -173,6 +181,7 @@ def quantize_file(src: str | os.PathLike, dst: str | os.PathLike, variant: Varia
         dst: output file.
         variant: a :class:`Variant`; a tuple of group names means plain per-tensor int8 keeping those
             groups in fp32 (what the per-group sensitivity measure needs).
+        part: which of ``PARTS`` the file is (for ``variant.keep_parts``); None = read from its metadata.
 
     Returns:
         The names of the weight MatMuls not quantised to int8 (all of them for ``fp16``).
@@ -182,7 +191,8 @@ def quantize_file(src: str | os.PathLike, dst: str | os.PathLike, variant: Varia
     model = onnx.load(str(src))
     meta = {p.key: p.value for p in model.metadata_props}
     weights = weight_matmuls(model)
-    excluded = weights if variant.fp16_graph else group_nodes(weights, variant.keep)
+    whole = variant.fp16_graph or (part or meta.get("part")) in variant.keep_parts
+    excluded = weights if whole else group_nodes(weights, variant.keep)
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if variant.fp16_graph:
@@ -221,7 +231,8 @@ def quantize_folder(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, mode
     if mode not in modes:
         raise ValueError(f"unknown quantisation mode {mode!r}; allowed: {list(modes)}")
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
-    kept = {part: quantize_file(src_dir / spec.file, dst_dir / spec.file, modes[mode]) for part, spec in PARTS.items()}
+    kept = {part: quantize_file(src_dir / spec.file, dst_dir / spec.file, modes[mode], part)
+            for part, spec in PARTS.items()}
     with atomic_write(dst_dir / "units.txt", "wb") as f:
         f.write((src_dir / "units.txt").read_bytes())
     return kept

@@ -8,7 +8,8 @@ import torch
 from onnx import TensorProto, numpy_helper
 
 from asr.export.format import PARTS, read_file_metadata
-from asr.export.quantize import GROUPS, MODES, SENSITIVE_GROUPS, group_nodes, quantize_folder, weight_matmuls
+from asr.export.quantize import GROUPS, MODES, SENSITIVE_GROUPS, SENSITIVE_PARTS, group_nodes, quantize_folder, \
+    weight_matmuls
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 
 PART_FILES = {part: spec.file for part, spec in PARTS.items()}
@@ -41,7 +42,8 @@ def test_only_the_chosen_weight_matmuls_are_quantized(mode, variants, random_onn
     for part, name in PART_FILES.items():
         fp32 = onnx.load(str(random_onnx / name))
         weights = set(weight_matmuls(fp32))
-        expected_float = set(group_nodes(sorted(weights), MODES[mode].keep))
+        whole = part in MODES[mode].keep_parts
+        expected_float = weights if whole else set(group_nodes(sorted(weights), MODES[mode].keep))
         assert set(kept[part]) == expected_float
         still_float = float_matmuls(folder / name)
         assert still_float & weights == expected_float  # the rest of the weight MatMuls are int8
@@ -65,7 +67,8 @@ def test_mixed_fp16_computes_the_sensitive_groups_in_fp16(variants, random_onnx)
         model = onnx.load(str(folder / name))
         inits = {i.name: i.data_type for i in model.graph.initializer}
         nodes = {n.name: n for n in model.graph.node}
-        assert kept[part] == group_nodes(weight_matmuls(onnx.load(str(random_onnx / name))), SENSITIVE_GROUPS)
+        weights = weight_matmuls(onnx.load(str(random_onnx / name)))
+        assert kept[part] == (weights if part in SENSITIVE_PARTS else group_nodes(weights, SENSITIVE_GROUPS))
         for matmul in kept[part]:
             assert inits[nodes[matmul].input[1]] == TensorProto.FLOAT16
             assert nodes[matmul + "/cast_in"].output[0] == nodes[matmul].input[0]
