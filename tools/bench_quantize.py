@@ -65,6 +65,24 @@ def posterior_agreement(reference: OnnxRuntimeBackend, other: OnnxRuntimeBackend
     return worst, same / max(frames, 1)
 
 
+def encoder_times(variants: dict[str, Path], feats: torch.Tensor, args) -> None:
+    """Median encoder wall time per variant on one utterance, the variants interleaved round by round so that
+    a change of machine load hits all of them alike (the steadiest speed ratio on a shared machine)."""
+    backends = {name: OnnxRuntimeBackend(folder, num_threads=args.threads) for name, folder in variants.items()}
+    lens = torch.tensor([feats.size(0)])
+    times: dict[str, list[float]] = {name: [] for name in backends}
+    for backend in backends.values():
+        backend.encode(feats[None], lens)  # warm-up
+    for _ in range(args.encoder_rounds):
+        for name, backend in backends.items():
+            start = time.perf_counter()
+            backend.encode(feats[None], lens)
+            times[name].append(time.perf_counter() - start)
+    ref = float(np.median(times["fp32"]))
+    print(f"encoder alone, {feats.size(0)} frames, median of {args.encoder_rounds} interleaved rounds: " + ", ".join(
+        f"{name} {1000 * np.median(t):.1f} ms ({np.median(t) / ref:.2f}x)" for name, t in times.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="trained model file (model.safetensors)")
@@ -77,6 +95,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="timed passes per variant and search (best kept)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), help="variants beside fp32")
     parser.add_argument("--posterior-utts", type=int, default=20, help="utterances for the posterior agreement")
+    parser.add_argument("--encoder-rounds", type=int, default=0,
+                        help="also time the encoder alone on the first utterance, variants interleaved, this many rounds")
     args = parser.parse_args()
     if bool(args.model) == args.aishell_size or bool(args.model) != bool(args.manifest):
         parser.error("give --model and --manifest, or --aishell-size")
@@ -113,6 +133,8 @@ def main() -> None:
         warm = Recognizer(fp32, fp32.tokenizer, fp32.fbank, fp32.cmvn, beam=10, nbest=10)
         for search in SEARCH_MODES:  # first-call costs (lazy imports, allocator) outside every timing
             timed_transcribe(warm, wavs[: 2 * args.batch_size], search, args.batch_size, 1)
+        if args.encoder_rounds:
+            encoder_times(variants, feats[0], args)
         base: dict[str, tuple[float, list[str]]] = {}
         header = (f"{'variant':13} {'MB':>6} {'x fp32':>6} {'search':20} {'RTF':>7} {'x fp32':>6} {'CER %':>6} "
                   f"{'d CER':>6} {'same text':>9} {'max|dlogp|':>10} {'argmax=':>7}")

@@ -9,13 +9,15 @@ Modes (:data:`MODES`, a table of :class:`Variant` values):
 
 * ``int8``: every weight MatMul in int8, one scale per weight tensor.
 * ``int8_channel``: as ``int8`` with one scale per output channel (per-channel weights).
-* ``mixed``: the 8/16 mix for CPU: per-channel int8 for the encoder's bulk (feed-forward, value/output
-  projections) and, for the :data:`SENSITIVE_GROUPS` and the whole attention decoder (:data:`SENSITIVE_PARTS`),
-  ONNX Runtime's fastest 16-bit-or-better form on CPU, which is **fp32**: its CPU provider has no int16
-  MatMul kernel for dynamic quantisation, and fp16 MatMuls run slower than fp32 on x86
-  (``tools/bench_quantize.py`` measures ``mixed_fp16`` beside it).
-* ``mixed_fp16``: the 8/16 mix for GPU/NPU targets: the same split, the 16-bit part computed in fp16 (fp16
-  weights, Casts around the MatMul).
+* ``mixed``: the 8/16 mix with an fp32 "16-bit" part: per-channel int8 for the encoder's bulk
+  (feed-forward, value/output projections); the :data:`SENSITIVE_GROUPS` and the whole attention decoder
+  (:data:`SENSITIVE_PARTS`) in fp32, for CPU runtimes without fast fp16 (ONNX Runtime's CPU provider has no
+  int16 kernel for dynamic quantisation at all).
+* ``mixed_fp16``: the same split with the 16-bit part computed in fp16 (fp16 weights, Casts around the
+  MatMul): the form for GPU/NPU targets. On the project's x86 CPU, ONNX Runtime runs these fp16 MatMuls as
+  fast as the fp32 ones of ``mixed`` (``tools/bench_quantize.py --encoder-rounds``, recipes/aishell/RESULTS.md)
+  for a smaller file, so it is the CPU choice there too. The whole-graph ``fp16`` gains little or loses on that
+  CPU (encoder 1.19x the fp32 time for the demo model, 0.92x for the AISHELL-size one).
 * ``fp16``: the whole graph in fp16 for GPU (inputs/outputs stay fp32), except the
   precision-sensitive ops of :data:`FP32_OPS` (softmax, LayerNorm's reductions/power/root), which
   overflow or lose the tail in fp16.
