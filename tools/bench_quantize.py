@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=1, help="timed passes per variant and search (best kept)")
     parser.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), help="variants beside fp32")
+    parser.add_argument("--search", nargs="+", default=list(SEARCH_MODES), choices=list(SEARCH_MODES),
+                        help="search modes to run")
     parser.add_argument("--posterior-utts", type=int, default=20, help="utterances for the posterior agreement")
     parser.add_argument("--encoder-rounds", type=int, default=0,
                         help="also time the encoder alone on the first utterance, variants interleaved, this many rounds")
@@ -131,7 +133,7 @@ def main() -> None:
         fp32 = OnnxRuntimeBackend(root, num_threads=args.threads)
         feats = [fp32.cmvn(fp32.fbank(torch.as_tensor(w))) for w in wavs[: args.posterior_utts]]
         warm = Recognizer(fp32, fp32.tokenizer, fp32.fbank, fp32.cmvn, beam=10, nbest=10)
-        for search in SEARCH_MODES:  # first-call costs (lazy imports, allocator) outside every timing
+        for search in args.search:  # first-call costs (lazy imports, allocator) outside every timing
             timed_transcribe(warm, wavs[: 2 * args.batch_size], search, args.batch_size, 1)
         if args.encoder_rounds:
             encoder_times(variants, feats[0], args)
@@ -144,7 +146,7 @@ def main() -> None:
             rec = Recognizer(backend, backend.tokenizer, backend.fbank, backend.cmvn, beam=10, nbest=10)
             worst, argmax = posterior_agreement(fp32, backend, feats)
             size = folder_mb(folder)
-            for search in SEARCH_MODES:
+            for search in args.search:
                 seconds, texts = timed_transcribe(rec, wavs, search, args.batch_size, args.repeats)
                 base.setdefault(search, (seconds, texts))
                 ref_seconds, ref_texts = base[search]
