@@ -41,6 +41,7 @@ from asr.features.cmvn import GlobalCMVN  # noqa: E402
 from asr.features.fbank import Fbank  # noqa: E402
 from asr.export.format import PARTS  # noqa: E402
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from asr.inference.features import pad_features  # noqa: E402
 from asr.inference.backends.torch_backend import TorchBackend  # noqa: E402
 from asr.inference.recognizer import Recognizer  # noqa: E402
 from asr.modelfile import LoadedModel, load_model_file, make_meta  # noqa: E402
@@ -175,14 +176,17 @@ def quality(args) -> None:
             print(f"{variant:8} {size:6.1f} {mode:20} {seconds / audio_seconds:7.4f} {100 * cer:7.2f} {same:>18}")
 
 
-def greedy_hyps(log_probs: torch.Tensor, lens: torch.Tensor, blank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def greedy_hyps(log_probs: np.ndarray, lens: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
     """CTC greedy hypotheses of a batch. Args: log_probs (B, T', V); lens (B,). Returns: hyps (B, L), hyps_lens (B,)."""
     seqs = []
     for row, n in zip(log_probs.argmax(-1), lens.tolist()):
-        best = torch.unique_consecutive(row[:n])
+        row = row[:n]
+        keep = np.ones(len(row), dtype=bool)
+        keep[1:] = row[1:] != row[:-1]  # collapse repeats
+        best = row[keep]
         seqs.append(best[best != blank])
-    hyps_lens = torch.tensor([len(q) for q in seqs])
-    hyps = torch.zeros(len(seqs), max(int(hyps_lens.max()), 1), dtype=torch.long)
+    hyps_lens = np.array([len(q) for q in seqs], dtype=np.int64)
+    hyps = np.zeros((len(seqs), max(int(hyps_lens.max()), 1)), dtype=np.int64)
     for i, q in enumerate(seqs):
         hyps[i, : len(q)] = q
     return hyps, hyps_lens
@@ -197,16 +201,14 @@ def sensitivity(args) -> None:
     """
     onnx_dir = Path(args.onnx_dir)
     fp32 = OnnxRuntimeBackend(onnx_dir, num_threads=args.threads)
-    wavs = [torch.as_tensor(load_audio(r["audio"])) for r in list(Manifest(args.manifest))[: args.utts]]
-    feats = [fp32.cmvn(fp32.fbank(w)) for w in wavs]
-    lens = torch.tensor([len(f) for f in feats])
-    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+    wavs = [load_audio(r["audio"]) for r in list(Manifest(args.manifest))[: args.utts]]
+    padded, lens = pad_features([fp32.cmvn(fp32.fbank(w)) for w in wavs])  # (B, T, F) NumPy, as the backend returns
     enc_out, enc_lens = fp32.encode(padded, lens)
     reference = fp32.ctc_log_probs(enc_out)
-    valid = torch.arange(reference.size(1)) < enc_lens.unsqueeze(1)  # (B, T')
+    valid = np.arange(reference.shape[1]) < enc_lens[:, None]  # (B, T')
     hyps, hyps_lens = greedy_hyps(reference, enc_lens, int(fp32.meta["blank_id"]))
     ref_scores = fp32.decoder_scores(enc_out, enc_lens, hyps, hyps_lens)  # (B,)
-    tokens = (hyps_lens + 1).float()  # scored tokens per hypothesis (with <eos>)
+    tokens = (hyps_lens + 1).astype(np.float64)  # scored tokens per hypothesis (with <eos>)
     print(f"{len(wavs)} utterances; decoder: the fp32 CTC greedy hypotheses, {float(tokens.mean()):.1f} tokens on average")
     print(f"{'group quantised alone':24} {'max |Δ log-prob|':>17} {'mean |Δ|':>9} {'argmax agreement':>17} "
           f"{'decoder weights':>15} {'max |Δ score|':>14} {'mean |Δ|/token':>15}")
@@ -220,11 +222,11 @@ def sensitivity(args) -> None:
             (folder / "units.txt").write_bytes((onnx_dir / "units.txt").read_bytes())
             backend = OnnxRuntimeBackend(folder, num_threads=args.threads)
             log_probs = backend.ctc_log_probs(backend.encode(padded, lens)[0])
-            diff = (log_probs - reference).abs()[valid]  # (frames, V)
-            same = (log_probs.argmax(-1) == reference.argmax(-1))[valid].float().mean()
+            diff = np.abs(log_probs - reference)[valid]  # (frames, V)
+            same = (log_probs.argmax(-1) == reference.argmax(-1))[valid].mean()
             quantized = len(weight_matmuls(onnx.load(str(onnx_dir / PARTS["decoder"].file)))) - len(kept["decoder"])
             if quantized:
-                d = (backend.decoder_scores(enc_out, enc_lens, hyps, hyps_lens) - ref_scores).abs()  # (B,)
+                d = np.abs(backend.decoder_scores(enc_out, enc_lens, hyps, hyps_lens) - ref_scores)  # (B,)
                 dec = f"{quantized:15d} {float(d.max()):14.4f} {float((d / tokens).mean()):15.5f}"
             else:
                 dec = f"{0:15d} {'-':>14} {'-':>15}"

@@ -17,6 +17,10 @@
 #     on every backend (torch, onnxruntime, om: static profile, OM_RUNTIME=onnxruntime by default, acl on an
 #     Ascend host; the noisy set on onnxruntime only) with both VADs; long-form CER vs the same utterances
 #     decoded one by one, timestamp errors
+#   9 test conditions of the ablation benchmark (tools/make_test_conditions.py -> $data/conditions: test_long,
+#     test_noisy, test_multispk, and on the synthetic corpus test_rare and test_randomtext, read by new eSpeak
+#     speakers); decode each in every mode -> $exp/decode/SET, table of test and the conditions. Sweeps decode them
+#     with evaluate=conditions (ABLATIONS.md, "How the next sweeps run")
 # Arguments after "--" go to the training entry point as Hydra overrides; "--decode KEY=VALUE" (repeatable) to
 # the decode entry point (e.g. --decode device=cuda --decode beam=20).
 set -euo pipefail
@@ -160,4 +164,23 @@ if run 8; then
     $PY "$ROOT/tools/score_long_form.py" --set "$data/$set/long_form.jsonl" "${score[@]}" --out "$lf/summary.json" \
       | tee "$lf/results.md"
   done
+fi
+
+if run 9; then
+  echo "== stage 9: test conditions -> $data/conditions; decode them in every mode -> $exp/decode/SET"
+  conditions=(test_long test_noisy test_multispk); domain=news
+  # the eSpeak conditions read the synthetic corpus's grammar; on real speech they would test the voice, not the model
+  if [ -f "$corpus/stats.json" ]; then
+    conditions+=(test_rare test_randomtext)
+    domain=$($PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('domain', 'news'))" "$corpus/stats.json")
+  fi
+  done_already "$data/conditions/conditions.json" || $PY "$ROOT/tools/make_test_conditions.py" --data "$data" \
+    --out "$data/conditions" --conditions "${conditions[@]}" --domain "$domain"
+  for set in "${conditions[@]}"; do
+    done_already "$exp/decode/$set/attention_rescoring/summary.json" || $PY -m asr.decode \
+      model="$exp/model.safetensors" manifest="$data/conditions/$set.jsonl" out_dir="$exp/decode/$set" progress=false \
+      "${decode_overrides[@]}"
+  done
+  $PY "$ROOT/tools/results_table.py" "$exp/decode" --splits test "${conditions[@]}" --out "$exp/decode/conditions.md"
+  cat "$exp/decode/conditions.md"
 fi

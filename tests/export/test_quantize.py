@@ -106,9 +106,9 @@ def test_sizes_order_and_every_variant_decodes_close_to_fp32(variants, random_on
     for mode, (folder, _) in variants.items():
         backend = OnnxRuntimeBackend(folder, num_threads=1)
         enc_out, enc_lens = backend.encode(feats, lens)
-        assert enc_out.shape == ref_out.shape and torch.equal(enc_lens, ref_lens)
+        assert enc_out.shape == ref_out.shape and np.array_equal(enc_lens, ref_lens)
         log_probs = backend.ctc_log_probs(enc_out)
-        assert torch.allclose(log_probs.exp().sum(-1), torch.ones(()), atol=1e-3)
-        errors[mode] = float((log_probs - ref_lp).abs().max())
+        assert np.allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-3)
+        errors[mode] = float(np.abs(log_probs - ref_lp).max())
     # fp16 rounds every weight by ~1e-3 relative; int8 by ~1e-2: the fp16 model must be the closest.
     assert errors["fp16"] == min(errors.values())
