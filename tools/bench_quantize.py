@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,26 +49,25 @@ def load() -> str:
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-@torch.no_grad()
 def posterior_agreement(reference: OnnxRuntimeBackend, other: OnnxRuntimeBackend,
-                        feats: list[torch.Tensor]) -> tuple[float, float]:
+                        feats: list[np.ndarray]) -> tuple[float, float]:
     """Largest |Δ log-prob| and frame argmax agreement of CTC posteriors against ``reference``, one utterance at a time."""
     worst, same, frames = 0.0, 0, 0
     for f in feats:
-        lens = torch.tensor([f.size(0)])
+        lens = np.array([f.shape[0]], dtype=np.int64)
         a = reference.ctc_log_probs(reference.encode(f[None], lens)[0])[0]  # (T', V)
         b = other.ctc_log_probs(other.encode(f[None], lens)[0])[0]
-        worst = max(worst, float((a - b).abs().max()))
+        worst = max(worst, float(np.abs(a - b).max()))
         same += int((a.argmax(-1) == b.argmax(-1)).sum())
-        frames += a.size(0)
+        frames += a.shape[0]
     return worst, same / max(frames, 1)
 
 
-def encoder_times(variants: dict[str, Path], feats: torch.Tensor, args) -> None:
+def encoder_times(variants: dict[str, Path], feats: np.ndarray, args) -> None:
     """Median encoder wall time per variant on one utterance, the variants interleaved round by round so that
     a change of machine load hits all of them alike (the steadiest speed ratio on a shared machine)."""
     backends = {name: OnnxRuntimeBackend(folder, num_threads=args.threads) for name, folder in variants.items()}
-    lens = torch.tensor([feats.size(0)])
+    lens = np.array([feats.shape[0]], dtype=np.int64)
     times: dict[str, list[float]] = {name: [] for name in backends}
     for backend in backends.values():
         backend.encode(feats[None], lens)  # warm-up
@@ -79,7 +77,7 @@ def encoder_times(variants: dict[str, Path], feats: torch.Tensor, args) -> None:
             backend.encode(feats[None], lens)
             times[name].append(time.perf_counter() - start)
     ref = float(np.median(times["fp32"]))
-    print(f"encoder alone, {feats.size(0)} frames, median of {args.encoder_rounds} interleaved rounds: " + ", ".join(
+    print(f"encoder alone, {feats.shape[0]} frames, median of {args.encoder_rounds} interleaved rounds: " + ", ".join(
         f"{name} {1000 * np.median(t):.1f} ms ({np.median(t) / ref:.2f}x)" for name, t in times.items()), flush=True)
 
 
@@ -131,7 +129,7 @@ def main() -> None:
             print(f"  wrote {mode} in {time.perf_counter() - start:.0f} s ({MODES[mode].describe()})")
         variants = {"fp32": root, **{m: root / m for m in args.modes}}
         fp32 = OnnxRuntimeBackend(root, num_threads=args.threads)
-        feats = [fp32.cmvn(fp32.fbank(torch.as_tensor(w))) for w in wavs[: args.posterior_utts]]
+        feats = [fp32.cmvn(fp32.fbank(w)) for w in wavs[: args.posterior_utts]]
         warm = Recognizer(fp32, fp32.tokenizer, fp32.fbank, fp32.cmvn, beam=10, nbest=10)
         for search in args.search:  # first-call costs (lazy imports, allocator) outside every timing
             timed_transcribe(warm, wavs[: 2 * args.batch_size], search, args.batch_size, 1)
