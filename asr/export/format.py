@@ -74,6 +74,10 @@ PARTS: dict[str, PartSpec] = {
     ),
 }
 
+# A static (Ascend) profile also holds the decoder at each token-length gear shorter than max_tokens
+# (the profile's ``token_gears``; asr.export.om): same part, same inputs, a shorter token axis.
+GEAR_FILE = "decoder_L{}.onnx"
+
 # key -> (kind, meaning). kinds: int, str, json (a JSON document).
 METADATA_KEYS: dict[str, tuple[str, str]] = {
     "export_format_version": ("int", "this module's FORMAT_VERSION"),
