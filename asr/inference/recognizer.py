@@ -19,6 +19,7 @@ from asr.features.fbank import Fbank
 from asr.inference.backends.base import Backend, UnsupportedOperation
 from asr.inference.backends.torch_backend import TorchBackend
 from asr.inference.modes import MODES, Encoded, Mode
+from asr.inference.streaming import EndpointRule, Stream
 from asr.modelfile import load_model_file
 from asr.tokenizer import Tokenizer
 
@@ -143,3 +144,25 @@ class Recognizer:
         feats_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
         return self.decode_feats(padded, feats_lens, [mode])[mode]
+
+    def stream(self, chunk_size: int | None = None, num_left_chunks: int | None = None, rescore: bool = True,
+               endpoint: EndpointRule | None = EndpointRule(), use_lm: bool = False) -> Stream:
+        """A new audio stream, decoded chunk by chunk (:mod:`asr.inference.streaming`).
+
+        Args:
+            chunk_size: encoder frames per chunk (latency: ``chunk_size`` x the subsampling rate x 10 ms); None =
+                the exported streaming encoder's, or 16 on the torch backend.
+            num_left_chunks: earlier chunks each chunk attends to (negative = all); None = the export's, or all.
+            rescore: rescore each segment's N-best with the attention decoder at its endpoint.
+            endpoint: when a segment ends; None = one segment until ``finalize``.
+            use_lm: shallow fusion with the recognizer's LM.
+
+        Raises:
+            ValueError: a chunk size the model cannot run (not positive, a model without a causal convolution,
+                another chunk than the exported one).
+            UnsupportedOperation: a backend without a streaming encoder.
+        """
+        make = getattr(self.backend, "stream_encoder", None)
+        if make is None:
+            raise UnsupportedOperation(f"the {type(self.backend).__name__} has no streaming encoder")
+        return Stream(self, make(chunk_size, num_left_chunks), rescore, endpoint, use_lm)

@@ -61,8 +61,8 @@ class ConvolutionModule(nn.Module):
         x = self.glu(self.pointwise_in(x.transpose(1, 2)))  # (B, D, T) -> (B, 2D, T) -> (B, D, T)
         if pad_mask is not None:
             x = x.masked_fill(pad_mask.unsqueeze(1), 0.0)  # pad_mask (B, 1, T)
-        if self.causal:
-            x = nn.functional.pad(x, (self.cache_size, 0))  # (B, D, K-1+T)
+        if self.causal:  # zeros on the left (a concatenation: exported with static shapes, unlike Pad's)
+            x = torch.cat([x.new_zeros(x.size(0), x.size(1), self.cache_size), x], dim=2)  # (B, D, K-1+T)
         x = self.activation(self.norm(self.depthwise(x)))  # (B, D, T)
         return self.pointwise_out(x).transpose(1, 2)  # (B, D, T) -> (B, T, D)
 

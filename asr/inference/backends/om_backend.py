@@ -25,8 +25,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from asr.export.format import PARTS, decoding_parts, read_folder_metadata
+from asr.export.format import PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, read_streaming_metadata
 from asr.inference.backends.base import UnsupportedOperation
+from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
 from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.subsampling import subsampled_length
 
@@ -310,7 +311,7 @@ class OMBackend:
         self.max_input_frames = self.profile["frames"]
         self.context = self.profile["enc_frames"] // 8 if context is None else context
         plan_windows(1, self.profile["enc_frames"], self.context)  # validates it
-        self.device_handle = None
+        self.device_handle, self.num_threads = None, num_threads
         if runtime == "acl":
             if acl is None:
                 try:
@@ -443,6 +444,23 @@ class OMBackend:
         if weight is not None and weight != exported:
             raise ValueError(f"the exported decoder scores with reverse_weight {exported}; decoding with {weight} "
                              "needs the torch backend")
+
+    def stream_encoder(self, chunk_size: int | None = None, num_left_chunks: int | None = None):
+        """An :class:`asr.inference.backends.chunk_encoder.ExportedChunkEncoder` for one stream, on the profile's
+        chunk graph (``encoder_chunk.om`` through pyACL, or ``encoder_chunk.onnx`` under ONNX Runtime; loaded
+        once, released by :meth:`close`); None = the exported chunk and left chunks."""
+        meta = read_streaming_metadata(self.model_dir, "static")
+        if "encoder_chunk" not in self.models:
+            onnx_file = self.model_dir / STREAMING_PARTS["encoder_chunk"].file
+            if self.device_handle is not None:
+                om_file = onnx_file.with_suffix(".om")
+                if not om_file.is_file():
+                    raise FileNotFoundError(f"om backend: {om_file} not found; run {self.model_dir}/build_om.sh first")
+                self.models["encoder_chunk"] = AclModel(self.device_handle.acl, om_file)
+            else:
+                self.models["encoder_chunk"] = OnnxStaticModel(onnx_file, self.num_threads)
+        return ExportedChunkEncoder(self.models["encoder_chunk"], meta["streaming"], meta["subsampling"], chunk_size,
+                                    num_left_chunks)
 
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
         """Not exported: the ``attention`` mode needs the torch backend."""

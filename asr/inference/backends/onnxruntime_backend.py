@@ -11,8 +11,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from asr.export.format import PARTS, decoding_parts, read_folder_metadata
+from asr.export.format import PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, read_streaming_metadata
 from asr.inference.backends.base import UnsupportedOperation
+from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
 
 def session_options(num_threads: int | None = None) -> ort.SessionOptions:
     """CPU session options: ``num_threads`` intra-op threads (None = ONNX Runtime's default, all cores)."""
@@ -45,6 +46,7 @@ class OnnxRuntimeBackend:
         self.meta = read_folder_metadata(self.model_dir, "dynamic")
         self.tokenizer, self.fbank, self.cmvn = decoding_parts(self.meta, str(self.model_dir / PARTS["encoder"].file))
         self.min_input_frames = self.meta["min_input_frames"]
+        self.num_threads, self.chunk_model = num_threads, None
         options = session_options(num_threads)
         self.sessions = {part: ort.InferenceSession(str(self.model_dir / spec.file), options, providers=list(providers))
                          for part, spec in PARTS.items()}
@@ -78,6 +80,17 @@ class OnnxRuntimeBackend:
         if weight is not None and weight != exported:
             raise ValueError(f"the exported decoder scores with reverse_weight {exported}; decoding with {weight} "
                              "needs the torch backend")
+
+    def stream_encoder(self, chunk_size: int | None = None, num_left_chunks: int | None = None):
+        """An :class:`asr.inference.backends.chunk_encoder.ExportedChunkEncoder` for one stream, on the folder's
+        ``encoder_chunk.onnx`` (loaded once, shared by the streams); None = the exported chunk and left chunks."""
+        meta = read_streaming_metadata(self.model_dir, "dynamic")
+        if self.chunk_model is None:
+            from asr.inference.backends.om_backend import OnnxStaticModel  # noqa: PLC0415 (om_backend imports us)
+
+            self.chunk_model = OnnxStaticModel(self.model_dir / STREAMING_PARTS["encoder_chunk"].file, self.num_threads)
+        return ExportedChunkEncoder(self.chunk_model, meta["streaming"], meta["subsampling"], chunk_size,
+                                    num_left_chunks)
 
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
         """Not exported: the ``attention`` mode needs the torch backend."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from asr.inference.backends.chunk_encoder import TorchChunkEncoder
 from asr.model.asr_model import ASRModel
 
 
@@ -45,6 +46,12 @@ class TorchBackend:
         if weight is not None and self.model.r2l_decoder is None and weight > 0:
             raise ValueError("reverse_weight > 0 needs a model with a right-to-left decoder (model.r2l_decoder)")
         self.reverse_weight = weight
+
+    def stream_encoder(self, chunk_size: int | None = None, num_left_chunks: int | None = None):
+        """A :class:`asr.inference.backends.chunk_encoder.TorchChunkEncoder` for one stream (chunk 16 and all
+        left chunks by default)."""
+        return TorchChunkEncoder(self.model.encoder, 16 if chunk_size is None else chunk_size,
+                                 -1 if num_left_chunks is None else num_left_chunks, self.device)
 
     @torch.inference_mode()
     def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
