@@ -3,6 +3,7 @@
 Usage:
     python -m asr.decode model=exp/demo/model.safetensors manifest=data/demo/test.jsonl out_dir=exp/demo/decode/test
     python -m asr.decode model=... manifest=... out_dir=... modes=[ctc_greedy_search,attention_rescoring] device=cuda
+    python -m asr.decode model=exp/demo_streaming/model.safetensors ... chunk_size=16   # a streaming model, chunk 16
 
 Utterances are batched by length (``batch_frames`` padded feature frames per batch) and the encoder
 runs once per batch for all modes. For each MODE it writes ``OUT/MODE/text`` (``id hypothesis``
@@ -177,11 +178,12 @@ def run(cfg: DictConfig) -> dict[str, dict]:
     if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
         table = {**MODES, **LM_MODES}
         lm, graph = load_lm(loaded.tokenizer, **cfg.lm)
-    rec = Recognizer(TorchBackend(loaded.model, cfg.device), loaded.tokenizer, loaded.fbank, loaded.cmvn,
+    chunking = {"chunk_size": cfg.get("chunk_size", 0), "num_left_chunks": cfg.get("num_left_chunks", -1)}
+    rec = Recognizer(TorchBackend(loaded.model, cfg.device, **chunking), loaded.tokenizer, loaded.fbank, loaded.cmvn,
                      modes=table, lm=lm, graph=graph, **{k: cfg[k] for k in SETTINGS})
     rec.check_modes(modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
-                                info={"model": str(cfg.model)})
+                                info={"model": str(cfg.model), **chunking})
     for s in summaries.values():
         print(summary_line(s))
     return summaries

@@ -3,6 +3,7 @@
     asr-transcribe a.wav b.flac --model exp/x/model.safetensors
     asr-transcribe long.wav --model exp/x/onnx/int8 --backend onnxruntime --json
     asr-transcribe long.wav --model exp/x/onnx/om --backend om [--om-runtime onnxruntime]
+    asr-transcribe a.wav --model exp/x/model.safetensors --streaming --chunk 16 [--realtime]   (stream_cli.py)
 
 Text output: one ``FILE<TAB>TEXT`` line per file. ``--json``: one JSON line per segment
 (``{"file", "start", "end", "text"}``, seconds). A file that cannot be transcribed (missing,
@@ -26,6 +27,7 @@ from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.inference.long_audio import AudioFile, transcribe_file
 from asr.inference.modes import MODES
 from asr.inference.recognizer import Recognizer
+from asr.inference.stream_cli import add_streaming_arguments, transcribe_streaming
 from asr.inference.vad import EnergyVAD
 
 BACKENDS = ("torch", "onnxruntime", "om")
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-segment", type=float, default=20.0, help="longest segment in seconds")
     parser.add_argument("--channel", type=int, help="channel to use (default: mix all channels)")
     parser.add_argument("--no-resample", action="store_true", help="refuse files of another sample rate")
+    add_streaming_arguments(parser)
     args = parser.parse_args(argv)
 
     try:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asr-transcribe: cannot load the model: {e}", file=sys.stderr)
         return 2
     try:
-        return transcribe_all(recognizer, args)
+        return transcribe_streaming(recognizer, args) if args.streaming else transcribe_all(recognizer, args)
     except UnsupportedOperation as e:
         print(f"asr-transcribe: {e}", file=sys.stderr)
         return 2

@@ -94,13 +94,14 @@ class FbankStream:
         self.pieces: list[np.ndarray] = []  # samples not yet turned into frames, in order
         self.pending = 0  # their count
 
-    def accept(self, samples: np.ndarray) -> torch.Tensor:
-        """Args: samples: (N,) float32. Returns: (frames, F) float32, the frames completed by these samples."""
+    def accept(self, samples: np.ndarray) -> torch.Tensor | None:
+        """Args: samples: (N,) float32. Returns: (frames, F) float32, the frames completed by these samples, or
+        None when they complete none."""
         if len(samples):
             self.pieces.append(samples)
             self.pending += len(samples)
         if self.pending < self.window:
-            return torch.zeros(0, self.fbank.num_mel_bins)
+            return None
         wave = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
         frames = 1 + (len(wave) - self.window) // self.hop
         feats = self.fbank(torch.from_numpy(wave[: (frames - 1) * self.hop + self.window]))  # (frames, F)
@@ -184,7 +185,7 @@ class Stream:
             x = x[0]
         if x.ndim != 1:
             raise ValueError(f"accept_waveform takes mono samples, shape (N,) or (1, N), got {x.shape}")
-        if x.size and not np.issubdtype(x.dtype, np.floating):
+        if x.size and x.dtype.kind != "f":
             raise ValueError(f"accept_waveform takes float samples in [-1, 1], got {x.dtype} (divide 16-bit PCM "
                              "by 32768)")
         x = x.astype(np.float32, copy=False)
@@ -192,9 +193,9 @@ class Stream:
             raise ValueError("accept_waveform: samples contain NaN or infinity")
         self.samples_seen += len(x)
         new = self.features.accept(x)
-        if new.size(0):
-            self.feats = torch.cat([self.feats, new]) if self.feats.size(0) else new
-        self._run_chunks(final=False)
+        if new is not None:
+            self.feats = torch.cat([self.feats, new]) if len(self.feats) else new
+            self._run_chunks(final=False)
 
     def _run_chunks(self, final: bool) -> None:
         """Encode every complete chunk of the buffered features (and, when ``final``, a last short one)."""

@@ -13,19 +13,28 @@ class TorchBackend:
     Args:
         model: the model (put in eval mode and moved to ``device``).
         device: where the model runs and the outputs live.
+        chunk_size: > 0: :meth:`encode` attends within chunks of this many encoder frames (a streaming model's
+            output chunk by chunk, computed for the whole utterance at once); 0: full context.
+        num_left_chunks: with ``chunk_size``, earlier chunks each frame sees (negative = all).
     """
 
     has_decoder_step = True
 
-    def __init__(self, model: ASRModel, device: str | torch.device = "cpu"):
+    def __init__(self, model: ASRModel, device: str | torch.device = "cpu", chunk_size: int = 0,
+                 num_left_chunks: int = -1):
         self.device = torch.device(device)
         self.reverse_weight: float | None = None
         self.model = model.to(self.device).eval()
+        if chunk_size < 0:
+            raise ValueError(f"chunk_size must be 0 (full context) or a positive number of frames, got {chunk_size}")
+        if chunk_size and model.encoder.use_conv and not model.encoder.causal:
+            raise ValueError("chunk-wise decoding needs a model with a causal convolution (model.encoder.causal=true)")
+        self.chunking = {"chunk_size": chunk_size, "num_left_chunks": num_left_chunks}
 
     @torch.inference_mode()
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
-        return self.model.encode(feats.to(self.device), feats_lens.to(self.device))
+        return self.model.encode(feats.to(self.device), feats_lens.to(self.device), **self.chunking)
 
     @torch.inference_mode()
     def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
