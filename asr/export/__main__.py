@@ -23,7 +23,7 @@ from asr.export.format import STREAMING_PARTS, read_folder_metadata
 from asr.export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
 from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, export_metadata, file_digest, \
     model_dims, parity, random_cases
-from asr.export.streaming import add_to_atc_script, chunk_parity, export_chunk_part
+from asr.export.streaming import add_to_atc_script, chunk_parity, export_chunk_part, streaming_settings
 from asr.export.quantize import MODES, quantize_folder
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         loaded = load_model_file(args.model)
+        if args.streaming_chunk is not None:  # fail before exporting anything
+            streaming_settings(loaded.model.encoder, args.streaming_chunk, args.streaming_left_chunks)
         out, version = Path(args.out), file_digest(args.model)
         report: dict = {"model": str(args.model), "model_version": version, "opset": OPSET, "tolerance": args.tolerance}
 

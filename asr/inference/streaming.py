@@ -145,15 +145,24 @@ class Stream:
         self._new_segment()
 
     def _max_segment_frames(self) -> int | None:
-        """Encoder frames after which a segment is closed: the rule's ``max_segment``, and what the backend can
-        rescore in one piece (a static OM profile's decoder takes one window's encoder frames)."""
+        """Encoder frames a segment may not exceed: the rule's ``max_segment``, and what the backend can rescore in
+        one piece (a static OM profile's decoder takes one window's encoder frames). A segment is closed before a
+        chunk would take it past this.
+
+        Raises:
+            ValueError: a backend limit below one chunk.
+        """
         limits = []
         if self.endpoint is not None:
-            limits.append(int(self.endpoint.max_segment / self.frame_seconds))
+            limits.append(max(self.encoder.chunk_size, int(self.endpoint.max_segment / self.frame_seconds)))
         backend_frames = getattr(self.rec.backend, "max_input_frames", None)
         if backend_frames is not None and self.rescore:
-            limits.append(int(subsampled_length(backend_frames, self.encoder.subsampling)))
-        return max(1, min(limits)) if limits else None
+            frames = int(subsampled_length(backend_frames, self.encoder.subsampling))
+            if frames < self.encoder.chunk_size:
+                raise ValueError(f"the backend rescores at most {frames} encoder frames, less than one chunk of "
+                                 f"{self.encoder.chunk_size}: use a smaller chunk, or rescore=False")
+            limits.append(frames)
+        return min(limits) if limits else None
 
     def _new_segment(self) -> None:
         self.search = PrefixBeam(self.rec.beam, self.rec.tokenizer.blank_id, self.rec.blank_skip_threshold,
@@ -223,8 +232,9 @@ class Stream:
             self._close_segment()
 
     def _endpoint_reached(self) -> bool:
-        if self.max_segment_frames is not None and self.segment_frames >= self.max_segment_frames:
-            return True
+        if (self.max_segment_frames is not None
+                and self.segment_frames + self.encoder.chunk_size > self.max_segment_frames):
+            return True  # the next chunk would not fit
         if self.endpoint is None:
             return False
         silence = self.trailing_blank * self.frame_seconds
