@@ -3,6 +3,7 @@
 Usage:
     python -m asr.decode model=exp/demo/model.safetensors manifest=data/demo/test.jsonl out_dir=exp/demo/decode/test
     python -m asr.decode model=... manifest=... out_dir=... modes=[ctc_greedy_search,attention_rescoring] device=cuda
+    python -m asr.decode model=exp/demo/onnx backend=onnxruntime manifest=... out_dir=... modes=[attention_rescoring]
     python -m asr.decode model=exp/demo_streaming/model.safetensors ... chunk_size=16   # a streaming model, chunk 16
 
 Utterances are batched by length (``batch_frames`` padded feature frames per batch) and the encoder
@@ -46,11 +47,10 @@ from asr.data.manifest import Manifest
 from asr.data.pipeline import collate
 from asr.data.text import normalize_text
 from asr.decoding.cer import compute_cer, summary, write_error_file
-from asr.inference.backends.torch_backend import TorchBackend
 from asr.inference.lm_modes import LM_MODES, load_lm
 from asr.inference.modes import MODES
+from asr.inference.open_model import open_recognizer
 from asr.inference.recognizer import Recognizer
-from asr.modelfile import load_model_file
 from asr.utils.io import atomic_write
 from asr.utils.threads import set_threads
 
@@ -173,17 +173,16 @@ def run(cfg: DictConfig) -> dict[str, dict]:
     """Decode ``cfg.manifest`` with ``cfg.model`` (the settings of ``conf/decoding/decode.yaml``)."""
     modes = list(cfg.modes)
     set_threads(cfg.threads)
-    loaded = load_model_file(cfg.model, cfg.device)
-    table, lm, graph = MODES, None, None
-    if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
-        table = {**MODES, **LM_MODES}
-        lm, graph = load_lm(loaded.tokenizer, **cfg.lm)
+    table = {**MODES, **LM_MODES} if cfg.get("lm") else MODES
+    # the same backends, opened the same way, as asr-transcribe (torch for a model file, else the exported folder's)
     chunking = {"chunk_size": cfg.get("chunk_size", 0), "num_left_chunks": cfg.get("num_left_chunks", -1)}
-    rec = Recognizer(TorchBackend(loaded.model, cfg.device, **chunking), loaded.tokenizer, loaded.fbank, loaded.cmvn,
-                     modes=table, lm=lm, graph=graph, **{k: cfg[k] for k in SETTINGS})
+    rec = open_recognizer(cfg.model, cfg.get("backend"), cfg.threads, cfg.get("om_runtime", "acl"), cfg.device,
+                          modes=table, **chunking, **{k: cfg[k] for k in SETTINGS})
+    if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
+        rec.lm, rec.graph = load_lm(rec.tokenizer, **cfg.lm)
     rec.check_modes(modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
-                                info={"model": str(cfg.model), **chunking})
+                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__, **chunking})
     for s in summaries.values():
         print(summary_line(s))
     return summaries
@@ -194,7 +193,7 @@ def main(cfg: DictConfig) -> None:
     log.info("decoding with\n%s", OmegaConf.to_yaml(cfg))
     try:
         run(cfg)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ImportError) as e:
         sys.exit(f"asr.decode: {e}")
 
 

@@ -1,4 +1,4 @@
-"""Training throughput (seconds of audio per second) with bf16, SDPA and length bucketing each on and off.
+"""Training throughput (seconds of audio per second) with bf16, SDPA, length bucketing and rotary positions.
 
 Usage:
     python tools/bench_train.py --manifest recipes/aishell/data/demo/train.jsonl [--model conformer] [--steps 5]
@@ -7,7 +7,8 @@ Usage:
 Times full training steps (forward, backward, optimizer) of the chosen model config on batches whose
 lengths are drawn from the manifest's durations (random features: the figure is the model's cost,
 the data pipeline has its own benchmark, tools/bench_data.py). The reference row is fp32 + SDPA +
-bucketing; each other row switches one thing and prints its ratio to the reference.
+bucketing with the config's positional encoding; each other row switches one thing (the last: rotary positions,
+``model.encoder.pos_enc=rope``) and prints its ratio to the reference.
 """
 from __future__ import annotations
 
@@ -23,14 +24,13 @@ from hydra.utils import instantiate
 
 from asr.data.batching import DynamicBucketBatchSampler, pack_by_frames
 from asr.data.manifest import Manifest
-from asr.model import attention as attention_module
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def build_model(name: str, vocab: int, device: str) -> torch.nn.Module:
+def build_model(name: str, vocab: int, device: str, *overrides: str) -> torch.nn.Module:
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={name}"])
+        cfg = compose("train", overrides=[f"model={name}", *overrides])
     cfg.model.vocab_size = vocab
     return instantiate(cfg.model).to(device)
 
@@ -90,14 +90,17 @@ def main() -> None:
     args = p.parse_args()
     frames = (Manifest(args.manifest).durations * 100).astype(np.int64)
     model = build_model(args.model, args.vocab, args.device).train()
+    rope = build_model(args.model, args.vocab, args.device, "model.encoder.pos_enc=rope").train()
     print(f"model={args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params), device={args.device}, "
           f"threads={torch.get_num_threads()}, batch={args.batch_frames} padded frames, {args.steps} timed steps")
-    arms = [("fp32, SDPA, bucketing (reference)", False, True, True), ("bf16 autocast", True, True, True),
-            ("SDPA off (explicit softmax attention)", False, False, True), ("bucketing off (random batches)", False, True, False)]
+    arms = [("fp32, SDPA, bucketing (reference)", model, False, True, True), ("bf16 autocast", model, True, True, True),
+            ("SDPA off (explicit softmax attention)", model, False, False, True),
+            ("bucketing off (random batches)", model, False, True, False),
+            ("rotary positions (pos_enc=rope)", rope, False, True, True)]
     ref = None
-    for name, bf16, sdpa, bucketing in arms:
-        set_sdpa(model, sdpa)
-        sps, pad = run(model, batches(frames, args.batch_frames, bucketing, args.steps), frames, args.vocab, args.device, bf16)
+    for name, net, bf16, sdpa, bucketing in arms:
+        set_sdpa(net, sdpa)
+        sps, pad = run(net, batches(frames, args.batch_frames, bucketing, args.steps), frames, args.vocab, args.device, bf16)
         ref = ref or sps
         print(f"  {name:<40} {sps:8.1f} s audio/s  {sps / ref:5.2f}x   padding {100 * pad:4.1f}%")
 

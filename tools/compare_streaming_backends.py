@@ -25,7 +25,7 @@ from asr.data.manifest import Manifest  # noqa: E402
 from asr.data.text import normalize_text  # noqa: E402
 from asr.decoding.cer import compute_cer  # noqa: E402
 from asr.export.format import read_streaming_metadata  # noqa: E402
-from asr.inference.cli import open_recognizer  # noqa: E402
+from asr.inference.open_model import open_recognizer  # noqa: E402
 from asr.inference.recognizer import Recognizer  # noqa: E402
 
 

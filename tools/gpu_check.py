@@ -30,7 +30,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asr.model.attention import MultiHeadAttention  # noqa: E402
 from asr.model.registry import build_model  # noqa: E402
 
 FRAMES_PER_UTTERANCE = 450  # ~4.5 s: AISHELL-1's mean duration

@@ -7,7 +7,6 @@ with the same effective batch on 1 GPU and on 8 (with 8 GPUs each device batch i
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader

@@ -9,6 +9,7 @@ import logging
 import random
 from typing import Callable
 
+import numpy as np
 import torch
 
 from asr.data.audio import load_audio
@@ -43,13 +44,15 @@ class SamplePipeline:
         ``audio`` overrides ``row["audio"]`` with a file object (e.g. a member of a tar shard).
         """
         name = f"{row['id']} ({row.get('audio', 'in-memory')})"
-        wav = load_audio(row["audio"] if audio is None else audio, self.fbank.sample_rate, resample=self.resample, name=name)
+        samples = load_audio(row["audio"] if audio is None else audio, self.fbank.sample_rate, resample=self.resample,
+                             name=name)  # (N,) float32, mono by the loader's policy (all channels mixed down)
+        wav = torch.from_numpy(samples).unsqueeze(0)  # (1, N)
         return {"id": row["id"], "wav": wav, "sample_rate": self.fbank.sample_rate,
                 "text": row["text"], "speaker": row.get("speaker", "")}
 
-    def features(self, wav: torch.Tensor) -> torch.Tensor:
-        """(1, N) audio -> (T, F) normalised fbank (the inference path)."""
-        feats = self.fbank(wav)
+    def features(self, wav: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """(1, N) or (N,) audio (a tensor or a NumPy array) -> (T, F) normalised fbank (the inference path)."""
+        feats = self.fbank(torch.as_tensor(wav))
         return self.cmvn(feats) if self.cmvn is not None else feats
 
     def features_are_fixed(self, augment: bool) -> bool:

@@ -21,6 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.data.lengths import TrainingLengths
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
@@ -102,6 +103,8 @@ METADATA_KEYS: dict[str, tuple[str, str]] = {
 OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
     "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
     "streaming": ("json", "the encoder_chunk part's chunk (and only its): " + ", ".join(STREAMING_KEYS)),
+    "training_lengths": ("json", "duration statistics of the training utterances (asr.data.lengths), when the "
+                                 "model file has them"),
 }
 PROFILE_KINDS = ("dynamic", "static")
 
@@ -110,19 +113,20 @@ def metadata_props(values: dict) -> dict[str, str]:
     """The ``metadata_props`` of one exported file: every key of :data:`METADATA_KEYS` as a string.
 
     Args:
-        values: every key but ``export_format_version``; ``json`` kinds as Python values, the others as
-            ints or strings.
+        values: every key but ``export_format_version``, and any of :data:`OPTIONAL_METADATA_KEYS` (None
+            leaves one out); ``json`` kinds as Python values, the others as ints or strings.
 
     Raises:
         ValueError: a key missing or unknown.
     """
-    values = {"export_format_version": FORMAT_VERSION, **values}
+    values = {"export_format_version": FORMAT_VERSION, **{k: v for k, v in values.items() if v is not None}}
     kinds = {**METADATA_KEYS, **OPTIONAL_METADATA_KEYS}
     if missing := sorted(set(METADATA_KEYS) - set(values)):
         raise ValueError(f"export metadata lacks {missing}")
     if unknown := sorted(set(values) - set(kinds)):
         raise ValueError(f"export metadata has unknown keys {unknown}")
-    return {key: json.dumps(v, ensure_ascii=False) if kinds[key][0] == "json" else str(v) for key, v in values.items()}
+    return {key: json.dumps(v, ensure_ascii=False) if kinds[key][0] == "json" else str(v)
+            for key, v in values.items()}
 
 
 def parse_metadata(props: dict[str, str], where: str) -> dict:
@@ -175,6 +179,8 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
         raise ValueError(f"{where}: metadata key 'profile' must be an object with kind in {list(PROFILE_KINDS)}")
     if profile["kind"] == "static":
         check_static_profile(profile, f"{where}: metadata key 'profile'")
+    if "training_lengths" in out:
+        TrainingLengths.from_dict(out["training_lengths"], f"{where}: metadata key 'training_lengths'")
     from asr.model.registry import check_model_config  # noqa: PLC0415 (the registry imports the model classes)
 
     check_model_config(out["model_config"], f"{where}: metadata key 'model_config'")
@@ -274,6 +280,11 @@ def read_streaming_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
     if meta["profile"]["kind"] != kind:
         raise ValueError(f"{path}: holds a {meta['profile']['kind']}-shape export, a {kind} one is needed")
     return meta
+
+
+def training_lengths(meta: dict) -> TrainingLengths | None:
+    """The training-length statistics of parsed metadata (checked by :func:`parse_metadata`), or None."""
+    return TrainingLengths(**meta["training_lengths"]) if "training_lengths" in meta else None
 
 
 def decoding_parts(meta: dict, where: str) -> tuple[Tokenizer, Fbank, GlobalCMVN]:

@@ -67,6 +67,7 @@ def export_metadata(loaded: LoadedModel, model_version: str, profile: dict) -> d
         "tokenizer": loaded.tokenizer.to_dict(),
         "model_config": loaded.meta["model_config"],
         "profile": profile,
+        "training_lengths": loaded.training_lengths.to_dict() if loaded.training_lengths else None,
     }
 
 

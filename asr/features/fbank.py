@@ -33,8 +33,11 @@ class Fbank:
     sample_rate: int = 16000
 
     def __call__(self, wav: torch.Tensor) -> torch.Tensor:
-        """Args: wav: (1, N) or (N,) float in [-1, 1]. Returns: feats (T, num_mel_bins) float32."""
+        """Args: wav: (1, N) or (N,) float in [-1, 1]. Returns: feats (T, num_mel_bins) float32 (T = 0 when N is
+        shorter than one window)."""
         wav = wav.reshape(1, -1).float() * 32768.0
+        if self.num_frames(wav.shape[1]) == 0:
+            return torch.zeros(0, self.num_mel_bins)
         return kaldi.fbank(
             wav, num_mel_bins=self.num_mel_bins, frame_length=self.frame_length_ms,
             frame_shift=self.frame_shift_ms, dither=self.dither, preemphasis_coefficient=self.preemphasis,

@@ -1,90 +1,38 @@
-"""Long-audio transcription: VAD segments, decoded in batches by a Recognizer, stitched with timestamps.
+"""Transcribing a recording of any length: decoded whole when the model was trained on inputs that long, else cut
+into pieces no longer than that (:mod:`asr.inference.segmenter`), decoded in batches and stitched with times.
 
-The file is never held in memory whole: the VAD reads it in blocks, then each segment is read on its
-own (resampled to the model's rate and mixed down to mono if needed).
+The bound on a piece is the longest training utterance (the model file's ``training_lengths``), tightened by
+what the backend takes in one piece (the static OM profile's window); ``max_segment`` overrides it. The same code
+runs for every backend. The file is never held in memory whole: the VAD reads it in blocks, then each piece is
+read on its own.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Protocol
 
 import numpy as np
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
-from asr.data.audio import AudioError
+from asr.data.audio import AudioFile
+from asr.decoding.ctc_align import ctc_forced_align
 from asr.inference.recognizer import Recognizer
-from asr.inference.vad import EnergyVAD, frame_energies
+from asr.inference.segmenter import Piece, Segmenter
+from asr.inference.vad import EnergyVAD, FrameDecisions
 
-BLOCK_SECONDS = 60.0
+# The bound when the model does not say how long its training utterances were (files written before it did).
+FALLBACK_MAX_SEGMENT = 10.0
 
 
-class AudioFile:
-    """A mono view of an audio file, read in blocks or by time span.
+class VAD(Protocol):
+    """What a voice-activity detector gives the segmenter (:class:`EnergyVAD`, ``SileroVAD``)."""
 
-    Args:
-        path: any format libsndfile reads.
-        sample_rate: the model's rate; another rate is resampled (noted) unless ``resample`` is False.
-        resample: allow resampling; False makes a rate mismatch an error.
-        channel: channel to keep; None mixes all channels down (noted when there are several).
-
-    Attributes:
-        notes: what was done to the audio (resampling, mixing down), for the user.
-
-    Raises:
-        AudioError: missing, unreadable or empty file, a rate mismatch with ``resample=False``, or a
-            channel the file lacks; the message names the file.
-    """
-
-    def __init__(self, path: str | os.PathLike, sample_rate: int = 16000, resample: bool = True,
-                 channel: int | None = None):
-        self.path, self.target_rate, self.channel = str(path), sample_rate, channel
-        if not os.path.isfile(self.path):
-            raise AudioError(f"{self.path}: no such file")
-        try:
-            info = sf.info(self.path)
-        except Exception as e:  # soundfile raises several types for unreadable files
-            raise AudioError(f"{self.path}: cannot read audio ({e})") from None
-        self.rate, self.channels, self.frames = info.samplerate, info.channels, info.frames
-        self.notes: list[str] = []
-        if self.frames == 0:
-            raise AudioError(f"{self.path}: empty audio (0 samples)")
-        if channel is not None and channel >= self.channels:
-            raise AudioError(f"{self.path}: has {self.channels} channel(s), channel {channel} requested")
-        if channel is None and self.channels > 1:
-            self.notes.append(f"{self.channels} channels mixed down to mono")
-        if self.rate != sample_rate:
-            if not resample:
-                raise AudioError(f"{self.path}: sample rate {self.rate} Hz, the model needs {sample_rate} Hz "
-                                 "(resampling is off)")
-            self.notes.append(f"resampled {self.rate} Hz -> {sample_rate} Hz")
-
-    @property
-    def duration(self) -> float:
-        return self.frames / self.rate
-
-    def _mono(self, data: np.ndarray) -> np.ndarray:
-        """(N, C) -> (N,)."""
-        return data.mean(axis=1) if self.channel is None else data[:, self.channel]
-
-    def blocks(self, seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
-        """Consecutive (N_i,) float32 mono blocks at the file's own rate."""
-        for block in sf.blocks(self.path, blocksize=int(seconds * self.rate), dtype="float32", always_2d=True):
-            yield self._mono(block)
-
-    def read(self, start: float, end: float) -> torch.Tensor:
-        """Seconds [start, end) as a (1, N) float32 tensor at the model's rate."""
-        data, _ = sf.read(self.path, start=int(start * self.rate), stop=min(self.frames, int(end * self.rate)),
-                          dtype="float32", always_2d=True)
-        wav = torch.from_numpy(np.ascontiguousarray(self._mono(data))).unsqueeze(0)  # (1, N)
-        return AF.resample(wav, self.rate, self.target_rate) if self.rate != self.target_rate else wav
+    def frames(self, blocks, sample_rate: int) -> FrameDecisions: ...
 
 
 @dataclass
 class Segment:
-    """A decoded stretch of audio: start and end in seconds from the file's start, and its text."""
+    """A decoded stretch of audio: start and end of its speech in seconds from the file's start, and its text."""
 
     start: float
     end: float
@@ -113,42 +61,118 @@ def join_texts(texts: list[str]) -> str:
     return out
 
 
-def max_segment_seconds(recognizer: Recognizer, limit: float) -> float:
-    """``limit``, shortened to what the backend takes in one piece when it has a ``max_input_frames``
-    (e.g. the static OM profile, whose decoder scores one window at most)."""
-    frames = getattr(recognizer.backend, "max_input_frames", None)
-    if frames is None:
-        return limit
-    fbank = recognizer.pipeline.fbank
-    window = fbank.frame_length_ms / 1000
-    return min(limit, (frames - 1) * fbank.frame_shift_ms / 1000 + window - 0.01)
-
-
-def transcribe_file(recognizer: Recognizer, audio: AudioFile, vad: EnergyVAD | None = None,
-                    mode: str = "attention_rescoring", batch_size: int = 8) -> Transcript:
-    """Segment a file with the VAD, decode the segments in batches of similar length, stitch them.
+def segment_bound(recognizer: Recognizer, max_segment: float | None = None) -> tuple[float, str]:
+    """The longest piece to decode, in seconds, and where the number comes from (for messages).
 
     Args:
-        recognizer: decodes lists of waveforms (``Recognizer.transcribe``).
-        audio: the file.
-        vad: the segmenter (default ``EnergyVAD()``); its ``max_segment`` is capped by
-            :func:`max_segment_seconds`.
-        mode: a ``Recognizer`` decoding mode.
-        batch_size: segments per decoding batch.
+        recognizer: its ``training_lengths`` give the default (the longest training utterance); its backend's
+            ``max_input_frames``, when it has one (the static OM profile), caps it.
+        max_segment: the user's choice instead of the training lengths.
+    """
+    if max_segment is not None:
+        bound, source = max_segment, "--max-segment"
+    elif recognizer.training_lengths is not None:
+        bound, source = recognizer.training_lengths.max, "the longest training utterance"
+    else:
+        bound, source = FALLBACK_MAX_SEGMENT, "a default: the model does not record its training lengths"
+    frames = getattr(recognizer.backend, "max_input_frames", None)
+    if frames is not None:
+        fbank = recognizer.pipeline.fbank
+        window = (frames - 1) * fbank.frame_shift_ms / 1000 + fbank.frame_length_ms / 1000 - 0.01
+        if window < bound:
+            bound, source = window, "the backend's static input window"
+    return bound, source
+
+
+def decode_with_times(recognizer: Recognizer, wavs: list[np.ndarray], mode: str) -> list[tuple[list[int], np.ndarray]]:
+    """Decode waveforms as one batch and place each token in time.
+
+    Args:
+        wavs: (N_b,) float32 at the model's rate, each long enough for one encoder frame.
+        mode: a decoding mode of the recognizer.
 
     Returns:
-        The transcript; segments whose text is empty are left out, a file without speech gives none
-        (and a note).
+        Per waveform: token ids, and (L,) seconds from the waveform's start of each token (the centre of its frame
+        on the CTC path spelling the hypothesis; evenly spread when no path does).
     """
-    vad = vad or EnergyVAD()
-    vad = EnergyVAD(**{**vad.__dict__, "max_segment": max_segment_seconds(recognizer, vad.max_segment)})
-    spans = vad.segments(frame_energies(audio.blocks(), audio.rate))
-    order = sorted(range(len(spans)), key=lambda i: spans[i][1] - spans[i][0])  # similar lengths share a batch
-    texts: list[str] = [""] * len(spans)
-    for first in range(0, len(order), batch_size):
-        batch = order[first : first + batch_size]
-        for i, text in zip(batch, recognizer.transcribe([audio.read(*spans[i]) for i in batch], mode)):
-            texts[i] = text
-    segments = [Segment(round(s, 2), round(e, 2), t) for (s, e), t in zip(spans, texts) if t]
-    notes = list(audio.notes) + ([] if spans else ["no speech found"])
+    recognizer.check_modes([mode])
+    feats = [recognizer.pipeline.features(w) for w in wavs]  # each (T_b, F)
+    lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    enc = recognizer.encode(torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), lens)  # (B, T, F) in
+    hyps = recognizer.modes[mode].search(recognizer, enc)
+    shift = recognizer.pipeline.fbank.frame_shift_ms / 1000
+    out = []
+    for b, hyp in enumerate(hyps):
+        n_in, n_out = int(lens[b]), int(enc.lens[b])
+        frames = ctc_forced_align(enc.ctc_log_probs[b, :n_out], hyp, recognizer.tokenizer.blank_id)
+        if frames is None:
+            frames = (np.arange(len(hyp)) + 0.5) * n_out / max(1, len(hyp))
+        out.append((hyp, (np.asarray(frames, dtype=np.float64) + 0.5) * (n_in / n_out) * shift))
+    return out
+
+
+def decode_pieces(recognizer: Recognizer, audio: AudioFile, pieces: list[Piece], mode: str,
+                  batch_size: int) -> list[str]:
+    """The text of each piece; pieces of similar length share a batch.
+
+    Pieces that overlap a neighbour keep only their tokens between ``speech_start`` and ``speech_end``.
+    """
+    texts = [""] * len(pieces)
+    for overlapped in (False, True):
+        chosen = [i for i, p in enumerate(pieces) if p.overlapped == overlapped]
+        chosen.sort(key=lambda i: pieces[i].end - pieces[i].start)
+        for first in range(0, len(chosen), batch_size):
+            batch = chosen[first : first + batch_size]
+            wavs = [audio.read(pieces[i].start, pieces[i].end) for i in batch]
+            if not overlapped:
+                for i, text in zip(batch, recognizer.transcribe(wavs, mode)):
+                    texts[i] = text
+                continue
+            for i, (hyp, times) in zip(batch, decode_with_times(recognizer, wavs, mode)):
+                p, at = pieces[i], times + pieces[i].start
+                keep = [t for t, s in zip(hyp, at) if (not p.trim_start or s >= p.speech_start)
+                        and (not p.trim_end or s < p.speech_end)]
+                texts[i] = recognizer.tokenizer.decode(keep)
+    return texts
+
+
+def transcribe_file(recognizer: Recognizer, audio: AudioFile, vad: VAD | None = None,
+                    mode: str = "attention_rescoring", batch_size: int = 8, max_segment: float | None = None,
+                    segmenter: Segmenter | None = None) -> Transcript:
+    """Transcribe one file: whole if it is no longer than the bound, else VAD pieces decoded in batches.
+
+    Args:
+        recognizer: decodes lists of waveforms.
+        audio: the file.
+        vad: the voice-activity detector (default :class:`EnergyVAD`): it cuts files longer than the bound into
+            pieces; a shorter file is decoded whole unless it finds no speech in it at all.
+        mode: a decoding mode of the recognizer.
+        batch_size: pieces per decoding batch.
+        max_segment: the bound in seconds (default: :func:`segment_bound`).
+        segmenter: how frames become pieces (default :class:`Segmenter`); its ``max_segment`` is replaced by the
+            bound.
+
+    Returns:
+        The transcript; pieces whose text is empty are left out. A file without speech gives no segment and a
+        note, and so does a file too short for the model (it decodes to nothing on every backend).
+    """
+    bound, _ = segment_bound(recognizer, max_segment)
+    notes = list(audio.notes)
+    segmenter = Segmenter(**{**(segmenter or Segmenter()).__dict__, "max_segment": bound})
+    decisions = (vad or EnergyVAD()).frames(audio.blocks(), audio.rate)
+    if audio.duration <= bound:  # decoded whole, as asr.decode does, unless there is no speech at all
+        fs = decisions.frame_seconds
+        stretches = segmenter.stretches(decisions.speech, fs)
+        pieces = [Piece(0.0, audio.duration, round(stretches[0][0] * fs, 3),
+                        round(min(stretches[-1][1] * fs, audio.duration), 3))] if stretches else []
+        fbank = recognizer.pipeline.fbank
+        frames = fbank.num_frames(audio.frames * fbank.sample_rate // audio.rate)
+        if pieces and frames < recognizer.backend.min_input_frames:
+            notes.append(f"too short to recognise ({audio.duration:.3f} s)")
+    else:
+        pieces = segmenter.plan(decisions, audio.duration)
+    if not pieces:
+        notes.append("no speech found")
+    texts = decode_pieces(recognizer, audio, pieces, mode, batch_size)
+    segments = [Segment(p.speech_start, p.speech_end, t) for p, t in zip(pieces, texts) if t]
     return Transcript(segments, notes)

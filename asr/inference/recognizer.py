@@ -10,8 +10,10 @@ import time
 from collections import Counter
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
+from asr.data.lengths import TrainingLengths
 from asr.data.pipeline import SamplePipeline
 from asr.decoding.arrays import to_numpy
 from asr.features.cmvn import GlobalCMVN
@@ -45,6 +47,11 @@ class Recognizer:
         modes: the decoding-mode table (name -> :class:`asr.inference.modes.Mode`).
         lm: the shallow-fusion LM of the ``*_lm`` modes (``asr.inference.lm_modes.FusionLM``), or None.
         graph: the TLG graph of the ``tlg*`` modes (``asr.inference.lm_modes.GraphLM``), or None.
+        training_lengths: how long the model's training utterances were (from the model file or the exported
+            folder), or None when it does not say; long-audio transcription bounds its segments by it.
+
+    Inputs too short to give the encoder one output frame (under ``backend.min_input_frames`` feature frames)
+    decode to the empty hypothesis on every backend, without reaching the backend.
 
     Attributes:
         seconds: cumulative wall seconds over all decode calls: ``"encoder"`` (encoder and CTC
@@ -55,8 +62,9 @@ class Recognizer:
     def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Fbank, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
                  blank_skip_threshold: float | None = None, reverse_weight: float | None = None,
-                 modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None):
-        self.backend, self.tokenizer = backend, tokenizer
+                 modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None,
+                 training_lengths: TrainingLengths | None = None):
+        self.backend, self.tokenizer, self.training_lengths = backend, tokenizer, training_lengths
         self.reverse_weight = reverse_weight
         backend.set_reverse_weight(reverse_weight)
         self.modes, self.lm, self.graph = modes, lm, graph
@@ -66,10 +74,14 @@ class Recognizer:
         self.seconds: Counter[str] = Counter()
 
     @classmethod
-    def from_model_file(cls, path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> Recognizer:
-        """A recognizer on the PyTorch backend; ``kwargs`` are the other arguments of ``__init__``."""
+    def from_model_file(cls, path: str | os.PathLike, device: str | torch.device = "cpu", chunk_size: int = 0,
+                        num_left_chunks: int = -1, **kwargs) -> Recognizer:
+        """A recognizer on the PyTorch backend (``chunk_size``, ``num_left_chunks``: as :class:`TorchBackend`);
+        ``kwargs`` are the other arguments of ``__init__``."""
         loaded = load_model_file(path, device)
-        return cls(TorchBackend(loaded.model, device), loaded.tokenizer, loaded.fbank, loaded.cmvn, **kwargs)
+        backend = TorchBackend(loaded.model, device, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+        return cls(backend, loaded.tokenizer, loaded.fbank, loaded.cmvn, training_lengths=loaded.training_lengths,
+                   **kwargs)
 
     def check_modes(self, names: list[str]) -> None:
         """Raise unless every mode is in the table and has what it needs.
@@ -106,9 +118,21 @@ class Recognizer:
             modes: names from the recognizer's mode table.
 
         Returns:
-            mode -> B token-id lists (without blank, sos or eos).
+            mode -> B token-id lists (without blank, sos or eos); empty for inputs under
+            ``backend.min_input_frames``.
         """
         self.check_modes(modes)
+        long_enough = feats_lens >= self.backend.min_input_frames  # (B,)
+        if not bool(long_enough.all()):
+            keep = long_enough.nonzero().flatten().tolist()
+            out = {mode: [[] for _ in range(len(feats_lens))] for mode in modes}
+            if keep:
+                lens = feats_lens[keep]
+                kept = self.decode_ids(feats[keep, : int(lens.max())], lens, modes)  # (B', T, F)
+                for mode, hyps in kept.items():
+                    for b, hyp in zip(keep, hyps):
+                        out[mode][b] = hyp
+            return out
         start = time.perf_counter()
         enc = self.encode(feats, feats_lens)
         encoder_seconds = time.perf_counter() - start
@@ -128,11 +152,12 @@ class Recognizer:
         ids = self.decode_ids(feats, feats_lens, modes)
         return {mode: [self.tokenizer.decode(h) for h in hyps] for mode, hyps in ids.items()}
 
-    def transcribe(self, wavs: list[torch.Tensor], mode: str = "attention_rescoring") -> list[str]:
+    def transcribe(self, wavs: list[torch.Tensor | np.ndarray], mode: str = "attention_rescoring") -> list[str]:
         """Recognise a list of waveforms as one batch.
 
         Args:
-            wavs: (1, N) float tensors in [-1, 1] at the model's sample rate (``pipeline.fbank.sample_rate``).
+            wavs: (1, N) or (N,) float tensors or arrays in [-1, 1] at the model's sample rate
+                (``pipeline.fbank.sample_rate``).
             mode: a name from the recognizer's mode table.
 
         Returns:

@@ -1,15 +1,17 @@
-"""Energy voice-activity detection: split long audio into speech segments at silences.
+"""Energy voice-activity detection: which 10 ms frames of a recording are speech, from their loudness alone.
 
-Our own small detector rather than a library's: it needs only NumPy, runs on a stream of blocks (hours
-of audio in little memory), and its few parameters are easy to reason about. (webrtcvad, the usual
-library choice, is a C extension with no release since 2017 and accepts only 8-48 kHz 16-bit frames
-of 10-30 ms; a neural VAD would bring model weights.)
+Our own small detector, the default of ``asr-transcribe`` because it needs no weights: NumPy only, it runs on a
+stream of blocks (hours of audio in little memory), and its few parameters are easy to reason about. (webrtcvad
+is a C extension with no release since 2017 that accepts only 8-48 kHz 16-bit frames of 10-30 ms; the neural
+alternative, silero-vad, is :mod:`asr.inference.silero_vad`.)
 
-Method: the log energy (dBFS) of each 10 ms frame; the noise floor is a low percentile of those
-energies over the whole file; a frame is speech when it is ``margin_db`` above the floor (and above
-an absolute ``floor_db``). Silences shorter than ``min_silence`` are bridged, speech shorter than
-``min_speech`` dropped, segments padded by ``pad``, and a segment longer than ``max_segment`` is cut
-at its quietest frame in the second half of the allowed length, again and again.
+Method: the log energy (dBFS) of each 10 ms frame; the noise floor is a low percentile of those energies over
+the whole file; a frame is speech when it is ``margin_db`` above that floor. The threshold is kept between two
+absolute levels: never below ``floor_db`` (digital silence and faint hiss are never speech) and never above
+``speech_db`` (a frame that loud is speech whatever the file: a short file of loud speech has no quiet frames
+to take a noise floor from, and a floor taken from speech would call the speech itself silence).
+
+The frames are turned into segments to decode by :class:`asr.inference.segmenter.Segmenter`.
 """
 from __future__ import annotations
 
@@ -41,73 +43,49 @@ def frame_energies(blocks: Iterable[np.ndarray], sample_rate: int) -> np.ndarray
     return np.concatenate(energies) if energies else np.zeros(0)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in a 1-D bool array."""
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+@dataclass
+class FrameDecisions:
+    """A VAD's verdict on consecutive frames of a recording.
+
+    Attributes:
+        speech: (n,) bool, True where the frame is speech.
+        quiet: (n,) float, lower where the frame is less speech-like (where to cut a long stretch).
+        frame_seconds: the frames' length and hop.
+    """
+
+    speech: np.ndarray
+    quiet: np.ndarray
+    frame_seconds: float
 
 
 @dataclass
 class EnergyVAD:
-    """Energy-threshold speech segmentation (see the module docstring).
+    """Energy-threshold speech detection (see the module docstring).
 
     Args:
         margin_db: speech is this much louder than the noise floor.
-        floor_db: frames at or below this level are silence whatever the floor.
+        floor_db: frames at or below this level are silence whatever the file.
+        speech_db: frames above this level are speech whatever the file (the threshold's ceiling).
         noise_percentile: percentile of frame energies taken as the noise floor.
-        min_silence: shortest pause (seconds) that splits two segments.
-        min_speech: shortest speech run (seconds) kept.
-        pad: seconds added before and after each segment (never across the middle of a pause).
-        max_segment: longest segment (seconds); longer speech is cut at its quietest frames.
     """
 
     margin_db: float = 12.0
     floor_db: float = -60.0
+    speech_db: float = -30.0
     noise_percentile: float = 10.0
-    min_silence: float = 0.3
-    min_speech: float = 0.1
-    pad: float = 0.1
-    max_segment: float = 20.0
+    frame_seconds = FRAME_SECONDS
 
     def threshold(self, energies: np.ndarray) -> float:
-        """The speech threshold (dBFS) for a file's frame energies."""
-        return max(self.floor_db, float(np.percentile(energies, self.noise_percentile)) + self.margin_db)
+        """The speech threshold (dBFS) for a file's (frames,) energies."""
+        relative = float(np.percentile(energies, self.noise_percentile)) + self.margin_db
+        return float(np.clip(relative, self.floor_db, self.speech_db))
 
-    def segments(self, energies: np.ndarray) -> list[tuple[float, float]]:
-        """Speech segments from :func:`frame_energies`.
-
-        Args:
-            energies: (frames,) dBFS of 10 ms frames.
-
-        Returns:
-            (start, end) seconds of each segment, in order, non-overlapping, each at most ``max_segment``.
-        """
+    def decide(self, energies: np.ndarray) -> FrameDecisions:
+        """Args: energies: (frames,) dBFS of 10 ms frames (:func:`frame_energies`)."""
         if len(energies) == 0:
-            return []
-        frames = lambda seconds: max(1, round(seconds / FRAME_SECONDS))  # noqa: E731
-        runs = _runs(energies > self.threshold(energies))
-        merged: list[list[int]] = []
-        for start, end in runs:
-            if merged and start - merged[-1][1] < frames(self.min_silence):
-                merged[-1][1] = end
-            else:
-                merged.append([start, end])
-        speech = [(s, e) for s, e in merged if e - s >= frames(self.min_speech)]
-        padded = []
-        for i, (s, e) in enumerate(speech):
-            left = (speech[i - 1][1] + s) // 2 if i else 0  # the middle of the pause before
-            right = (e + speech[i + 1][0]) // 2 if i + 1 < len(speech) else len(energies)
-            padded.append((max(left, s - frames(self.pad)), min(right, e + frames(self.pad))))
-        pieces = [p for s, e in padded for p in self._split(energies, s, e, frames(self.max_segment))]
-        return [(s * FRAME_SECONDS, e * FRAME_SECONDS) for s, e in pieces]
+            return FrameDecisions(np.zeros(0, dtype=bool), np.zeros(0), FRAME_SECONDS)
+        return FrameDecisions(energies > self.threshold(energies), energies, FRAME_SECONDS)
 
-    @staticmethod
-    def _split(energies: np.ndarray, start: int, end: int, limit: int) -> list[tuple[int, int]]:
-        """Cut frames [start, end) into pieces of at most ``limit`` frames at the quietest frames."""
-        pieces = []
-        while end - start > limit:
-            low = start + max(1, limit // 2)
-            cut = low + int(np.argmin(energies[low : start + limit]))
-            pieces.append((start, cut))
-            start = cut
-        return pieces + [(start, end)]
+    def frames(self, blocks: Iterable[np.ndarray], sample_rate: int) -> FrameDecisions:
+        """Speech decisions of 10 ms frames of a stream of (N_i,) mono blocks at ``sample_rate``."""
+        return self.decide(frame_energies(blocks, sample_rate))

@@ -13,6 +13,11 @@
 #   4 average checkpoints into a model file            5 decode dev and test in every mode, results table
 #   6 n-gram LMs (char 5-gram, word 3-gram), TLG graph, decode test with the LM modes
 #   7 export to ONNX (fp32, int8, mixed; static Ascend OM profile + atc script), transcribe a test wav with it
+#   8 long-form set (recordings of 1-10 minutes joined from test utterances, true boundaries beside them;
+#     a second one with background noise when the corpus has noise/noise.list); transcribe it with asr-transcribe
+#     on every backend (torch, onnxruntime, om: static profile, OM_RUNTIME=onnxruntime by default, acl on an
+#     Ascend host; the noisy set on onnxruntime only) with both VADs; long-form CER vs the same utterances
+#     decoded one by one, timestamp errors
 # A streaming model (trained with model.encoder.causal=true, e.g. experiment=demo_streaming) is also decoded chunk by
 # chunk in stage 5 (test set, chunks of $streaming_chunks encoder frames -> $exp/decode_chunkC) and exported with its
 # streaming encoder in stage 7 (chunk 16, 4 left chunks), which then transcribes the test wav streaming too.
@@ -142,3 +147,39 @@ if run 7; then
   echo "  reference: $(head -n1 "$data/test.jsonl" | $PY -c "import json,sys; print(json.loads(sys.stdin.readline())['text'])")"
 fi
 
+if run 8; then
+  echo "== stage 8: long-form sets -> $data/long_form*, transcribed on every backend with both VADs -> $exp/long_form*"
+  om_runtime=${OM_RUNTIME:-onnxruntime}; mode=attention_rescoring
+  sets=(long_form); noise_list=$corpus/noise/noise.list
+  [ -f "$noise_list" ] && sets+=(long_form_noisy)
+  for set in "${sets[@]}"; do
+    noise_args=(); [ "$set" = long_form_noisy ] && noise_args=(--noise-list "$noise_list" --seed 1)
+    done_already "$data/$set/long_form.jsonl" || $PY "$ROOT/tools/make_long_form.py" --manifest "$data/test.jsonl" \
+      --out "$data/$set" "${noise_args[@]}"
+    lf=$exp/$set; mkdir -p "$lf"; score=()
+    backends=(torch onnxruntime om)
+    # the backends give the same text (the clean set shows it); the noisy set measures the VADs, on one backend
+    [ "$set" = long_form_noisy ] && backends=(onnxruntime)
+    for backend in "${backends[@]}"; do
+      case $backend in torch) model=$exp/model.safetensors ;; onnxruntime) model=$exp/onnx ;; om) model=$exp/onnx/om ;; esac
+      # the reference: the same utterances (cut from the recordings) decoded one by one
+      done_already "$lf/one_by_one_$backend/$mode/text" || $PY -m asr.decode model="$model" backend=$backend \
+        om_runtime="$om_runtime" manifest="$data/$set/utterances.jsonl" out_dir="$lf/one_by_one_$backend" \
+        "modes=[$mode]" progress=false
+      score+=(--one-by-one "$backend=$lf/one_by_one_$backend/$mode/text")
+      for vad in energy silero; do
+        out=$lf/${backend}_$vad.jsonl
+        if ! done_already "$out"; then
+          start=$(date +%s)
+          $PY -m asr.inference.cli "$data/$set/wav" --model "$model" --backend $backend --om-runtime "$om_runtime" \
+            --vad $vad --mode $mode --json > "$out.partial"
+          mv "$out.partial" "$out"
+          echo "  $backend / $vad: $(( $(date +%s) - start )) s (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+        fi
+        score+=(--transcripts "$backend/$vad=$out")
+      done
+    done
+    $PY "$ROOT/tools/score_long_form.py" --set "$data/$set/long_form.jsonl" "${score[@]}" --out "$lf/summary.json" \
+      | tee "$lf/results.md"
+  done
+fi

@@ -10,6 +10,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from asr.data.lengths import TrainingLengths
 from asr.data.manifest import Manifest
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
@@ -34,9 +35,13 @@ def small_model_config(vocab_size: int, d_model: int = 64, **encoder) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+# What the random model file says its training utterances were (longer than any test utterance).
+RANDOM_MODEL_LENGTHS = TrainingLengths(utterances=100, mean=4.0, p50=4.0, p90=6.0, p99=8.5, max=9.0)
+
+
 def write_random_model_file(path: Path, seed: int = 0, **encoder) -> Path:
-    """A model file with random weights (BatchNorm statistics randomised too) and a 40-character vocabulary;
-    ``encoder``: more encoder settings."""
+    """A model file with random weights (BatchNorm statistics randomised too), a 40-character vocabulary and the
+    training lengths :data:`RANDOM_MODEL_LENGTHS`; ``encoder``: more encoder settings."""
     torch.manual_seed(seed)
     tokenizer = CharTokenizer.build(["今天天气很好我们去北京人工智能", "你好世界学习语音识别上海下雨东西南北春夏秋冬"])
     config = small_model_config(len(tokenizer), **encoder)
@@ -47,7 +52,7 @@ def write_random_model_file(path: Path, seed: int = 0, **encoder) -> Path:
             m.running_var.uniform_(0.5, 2.0)
     frames = 1000
     cmvn = GlobalCMVN(torch.full((80,), 10.0 * frames), torch.full((80,), 104.0 * frames), frames)  # mean 10, std 2
-    save_model_file(path, model.state_dict(), make_meta(config, tokenizer, Fbank(), cmvn))
+    save_model_file(path, model.state_dict(), make_meta(config, tokenizer, Fbank(), cmvn, RANDOM_MODEL_LENGTHS))
     return path
 
 
@@ -81,6 +86,14 @@ def random_static(random_loaded, tmp_path_factory) -> Path:
     """Static profile (``SMALL_PROFILE``) of the random model."""
     out = tmp_path_factory.mktemp("random_static")
     export_static_folder(random_loaded, out, "random", static_profile(random_loaded, **SMALL_PROFILE))
+    return out
+
+
+@pytest.fixture(scope="package")
+def random_static_default(random_loaded, tmp_path_factory) -> Path:
+    """The default static profile of the random model (a 10 s window: a test utterance fits whole)."""
+    out = tmp_path_factory.mktemp("random_static_default")
+    export_static_folder(random_loaded, out, "random", static_profile(random_loaded))
     return out
 
 

@@ -12,19 +12,15 @@ from asr.data.audio import load_audio
 from asr.data.manifest import Manifest
 from asr.inference.cli import open_recognizer
 from asr.inference.recognizer import Recognizer
-from asr.modelfile import load_model_file
-from asr.export.om import export_static_folder, static_profile
 
 MODES = ["ctc_greedy_search", "ctc_prefix_beam_search", "attention_rescoring"]
 SEARCH = {"beam": 4, "nbest": 4}
 
 
 @pytest.fixture(scope="module")
-def models(tiny_model_file, tiny_onnx, random_model_file, random_onnx, tmp_path_factory) -> dict:
+def models(tiny_model_file, tiny_onnx, random_model_file, random_onnx, random_static_default) -> dict:
     """Model file, dynamic export and default static profile of the tiny and the random model."""
-    random_static = tmp_path_factory.mktemp("random_static_default")
-    loaded = load_model_file(random_model_file)
-    export_static_folder(loaded, random_static, "random", static_profile(loaded))
+    random_static = random_static_default
     return {"tiny": (tiny_model_file, tiny_onnx["dynamic"], tiny_onnx["static"]),
             "random": (random_model_file, random_onnx, random_static)}
 

@@ -10,6 +10,7 @@ import torch
 from asr.decoding.ctc_prefix_beam import PrefixBeam, ctc_prefix_beam_search, ctc_prefix_beam_search_reference
 from asr.inference.backends import TorchBackend
 from asr.inference.backends.chunk_encoder import TorchChunkEncoder
+from asr.inference.cli import EXIT_CANNOT_START
 from asr.inference.cli import main as transcribe_main
 from asr.inference.lm_modes import FusionLM
 from asr.inference.realtime import feed
@@ -248,9 +249,11 @@ def test_cli_streaming_prints_partials_segments_and_refuses_bad_settings(model_f
     assert partials and segments and all(x["file"] == str(wav) for x in lines)
     rec = Recognizer.from_model_file(model_file)
     assert "".join(s["text"] for s in segments) == stream_text(rec, signal(2.5), 1600, chunk_size=8)
-    assert transcribe_main([str(wav), "--model", str(model_file), "--streaming", "--chunk", "0"]) == 2
+    # bad settings stop the run before any file (asr-transcribe's "could not start"); a bad file fails alone
+    assert transcribe_main([str(wav), "--model", str(model_file), "--streaming", "--chunk", "0"]) == EXIT_CANNOT_START
     assert "chunk size must be a positive" in capsys.readouterr().err
-    assert transcribe_main([str(wav), "--model", str(model_file), "--streaming", "--mode", "attention"]) == 2
+    assert transcribe_main([str(wav), "--model", str(model_file), "--streaming", "--mode", "attention"]) \
+        == EXIT_CANNOT_START
     assert transcribe_main([str(wav), str(tmp_path / "missing.wav"), "--model", str(model_file), "--streaming"]) == 1
     out = capsys.readouterr()
     assert out.out.startswith(f"{wav}\t") and "missing.wav" in out.err

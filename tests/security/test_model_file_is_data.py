@@ -26,6 +26,7 @@ import asr
 from asr.export.format import PARTS
 from asr.export.om import export_static_folder, static_profile
 from asr.export.onnx import export_folder
+from asr.inference.cli import EXIT_CANNOT_START
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.model.registry import REGISTRY, build_model
@@ -135,21 +136,26 @@ def test_asr_transcribe_refuses_the_attack_in_one_line_and_starts_nothing(attack
     path = edited_model_file(model_file, tmp_path / "evil.safetensors", attacks(real_config, tmp_path)[attack])
     r = subprocess.run([sys.executable, str(AUDITED), str(tmp_path), "asr.inference.cli", str(wav), "--model",
                         str(path)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == EXIT_CANNOT_START, r.stderr
     assert r.stderr.startswith(f"asr-transcribe: cannot load the model: {path}: metadata key 'model_config'")
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert json.loads(r.stdout.splitlines()[-1].removeprefix("AUDIT ")) == []
     assert not (tmp_path / "owned.jsonl").exists() and not (tmp_path / "pwned").exists()
 
 
-def test_bad_tokenizer_features_or_cmvn_are_refused_naming_the_key(model_file, tmp_path):
-    edits = {"tokenizer": {"kind": "char", "units": ["<blank>", "<unk>", "<sos/eos>"], "_target_": "os.system"},
-             "features": {"num_mel_bins": 80, "_target_": "asr.utils.io.os.system"},
-             "cmvn": {"frames": 1, "sum": [0.0], "sum_sq": "[1.0]"}}
-    for key, value in edits.items():
+def test_bad_tokenizer_features_cmvn_or_training_lengths_are_refused_naming_the_key(model_file, tmp_path):
+    lengths = {"utterances": 1, "mean": 1.0, "p50": 1.0, "p90": 1.0, "p99": 1.0, "max": 1.0}
+    edits = [("tokenizer", {"kind": "char", "units": ["<blank>", "<unk>", "<sos/eos>"], "_target_": "os.system"}),
+             ("features", {"num_mel_bins": 80, "_target_": "asr.utils.io.os.system"}),
+             ("cmvn", {"frames": 1, "sum": [0.0], "sum_sq": "[1.0]"}),
+             ("training_lengths", {"_target_": "os.system", "command": "id"}),
+             ("training_lengths", "NaN"),
+             ("training_lengths", {**lengths, "p99": "1.0"}),
+             ("training_lengths", {**lengths, "max": 0.5})]
+    for key, value in edits:
         with safe_open(str(model_file), framework="pt") as f:
             metadata = dict(f.metadata())
-        metadata[key] = json.dumps(value)
+        metadata[key] = value if isinstance(value, str) else json.dumps(value)
         path = tmp_path / f"evil_{key}.safetensors"
         save_file(load_file(str(model_file)), str(path), metadata=metadata)
         with pytest.raises(ValueError, match=rf"^{path}: metadata key '{key}'"):
@@ -247,6 +253,8 @@ def test_every_attack_through_an_exported_folder_is_refused_by_the_backend(backe
     ("subsampling", "conv2d4.__class__"),
     ("profile", json.dumps({"kind": "static", "frames": "1001"})),
     ("vocab_size", "1e9"),
+    ("training_lengths", json.dumps({"_target_": "asr.utils.io.os.system", "command": "id"})),
+    ("training_lengths", "Infinity"),
 ])
 def test_bad_values_of_other_metadata_keys_are_refused_naming_the_key(key, value, exported, tmp_path):
     folder = tmp_path / "folder"
@@ -263,7 +271,7 @@ def test_asr_transcribe_refuses_an_edited_folder_in_one_line(exported, real_conf
     edit_onnx_metadata(folder, "encoder", "model_config", json.dumps(evil))
     r = subprocess.run([sys.executable, str(AUDITED), str(tmp_path), "asr.inference.cli", str(wav), "--model",
                         str(folder)], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == EXIT_CANNOT_START, r.stderr
     assert r.stderr.startswith(f"asr-transcribe: cannot load the model: {folder / 'encoder.onnx'}: metadata key")
     assert len(r.stderr.strip().splitlines()) == 1
     assert json.loads(r.stdout.splitlines()[-1].removeprefix("AUDIT ")) == []

@@ -1,13 +1,11 @@
 """The training entry point on the tiny config: fast_dev_run, resume, averaging, model file."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from asr.average import average_checkpoints, average_states, read_checkpoint, select
 from asr.modelfile import load_model_file, read_meta
@@ -106,3 +104,38 @@ def test_training_imports_nothing_of_decoding_lms_or_export():
     # and the check can fail: the evaluation entry point does import decoding
     r = subprocess.run([sys.executable, "-c", code.replace("asr.train", "asr.evaluate")], capture_output=True, text=True)
     assert "asr.decode" in r.stdout.split()
+
+
+def test_precision_auto_follows_the_gpu(monkeypatch):
+    from asr.trainer import auto_precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "some GPU")
+    for capability, expected in (((9, 0), "bf16-mixed"), ((8, 0), "bf16-mixed"), ((7, 5), "16-mixed"),
+                                 ((7, 0), "16-mixed")):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert auto_precision("auto")[0] == expected, capability
+    assert auto_precision("cpu")[0] == "32-true"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert auto_precision("auto") == ("32-true", "no GPU")
+
+
+def test_ddp_is_told_about_unused_parameters_only_when_it_needs_to():
+    from omegaconf import OmegaConf
+
+    from asr.model.registry import build_model
+    from asr.trainer import ddp_strategy
+    from tests.export.conftest import small_model_config
+
+    def cfg(devices, strategy="auto", nodes=1):
+        return OmegaConf.create({"trainer": {"strategy": strategy, "devices": devices, "accelerator": "cpu",
+                                             "num_nodes": nodes}})
+
+    ctc_only = build_model({**small_model_config(20), "ctc_weight": 1.0}, "test")
+    joint = build_model(small_model_config(20), "test")
+    assert ddp_strategy(cfg(2), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg("0,1"), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg(1, nodes=2), ctc_only) == "ddp_find_unused_parameters_true"
+    assert ddp_strategy(cfg(1), ctc_only) is None  # one process: nothing to synchronise
+    assert ddp_strategy(cfg(2), joint) is None  # every parameter gets a gradient
+    assert ddp_strategy(cfg(2, strategy="deepspeed"), ctc_only) is None  # the user's own choice stands

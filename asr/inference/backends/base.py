@@ -21,6 +21,7 @@ class Backend(Protocol):
 
     device: torch.device
     has_decoder_step: bool  # whether :meth:`decoder_step` works (the ``attention`` mode needs it)
+    min_input_frames: int  # the shortest input (feature frames) giving one encoder frame
 
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the encoder.

@@ -5,6 +5,7 @@ import torch
 
 from asr.inference.backends.chunk_encoder import TorchChunkEncoder
 from asr.model.asr_model import ASRModel
+from asr.model.subsampling import min_input_length
 
 
 class TorchBackend:
@@ -30,6 +31,7 @@ class TorchBackend:
         if chunk_size and model.encoder.use_conv and not model.encoder.causal:
             raise ValueError("chunk-wise decoding needs a model with a causal convolution (model.encoder.causal=true)")
         self.chunking = {"chunk_size": chunk_size, "num_left_chunks": num_left_chunks}
+        self.min_input_frames = min_input_length(model.encoder.subsampling.subsampling)
 
     @torch.inference_mode()
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
