@@ -257,3 +257,25 @@ def test_cli_streaming_prints_partials_segments_and_refuses_bad_settings(model_f
     assert transcribe_main([str(wav), str(tmp_path / "missing.wav"), "--model", str(model_file), "--streaming"]) == 1
     out = capsys.readouterr()
     assert out.out.startswith(f"{wav}\t") and "missing.wav" in out.err
+
+
+def test_cli_streaming_reads_with_the_one_reader_resampling_or_refusing_other_rates(model_file, tmp_path, capsys):
+    import soundfile as sf
+
+    from asr.data.audio import load_audio
+
+    wav = tmp_path / "a8k.wav"
+    sf.write(wav, signal(2.0)[::2], 8000)  # 8 kHz
+    assert transcribe_main([str(wav), "--model", str(model_file), "--streaming", "--chunk", "8"]) == 0
+    out = capsys.readouterr()
+    assert "resampled 8000 Hz -> 16000 Hz" in out.err
+    rec = Recognizer.from_model_file(model_file)
+    resampled = load_audio(wav, SR)  # the reader's own resampling, then streamed as the CLI does
+    expected = stream_text(rec, resampled, 1600, chunk_size=8)
+    assert expected and out.out == f"{wav}\t{expected}\n"
+    # --no-resample: that file fails alone, with the reason, and the run goes on to the next file
+    ok = tmp_path / "b.wav"
+    sf.write(ok, signal(1.0), SR)
+    assert transcribe_main([str(wav), str(ok), "--model", str(model_file), "--streaming", "--no-resample"]) == 1
+    out = capsys.readouterr()
+    assert "sample rate 8000 Hz, the model needs 16000 Hz" in out.err and out.out.startswith(f"{ok}\t")
