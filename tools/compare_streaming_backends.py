@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                         args.threads, om_runtime="onnxruntime")}
     rows = list(Manifest(args.manifest))[: args.num]
     rate = recognizers["torch"].pipeline.fbank.sample_rate
-    audio = [load_audio(r["audio"], rate)[0].numpy() for r in rows]
+    audio = [load_audio(r["audio"], rate) for r in rows]
     seconds = sum(len(x) for x in audio) / rate
     refs = {r["id"]: normalize_text(r["text"]) for r in rows}
     print(f"{len(rows)} utterances ({seconds / 3600:.2f} h), chunk {chunk}, {left} left chunks, "
