@@ -8,9 +8,14 @@ Usage:
 
 Utterances are batched by length (``batch_frames`` padded feature frames per batch) and the encoder
 runs once per batch for all modes. For each MODE it writes ``OUT/MODE/text`` (``id hypothesis``
-lines, manifest order), ``OUT/MODE/errors.txt`` (per-utterance alignments) and
+lines, manifest order), ``OUT/MODE/errors.txt`` (per-utterance alignments), ``OUT/MODE/utterances.jsonl``
+(per-utterance error counts, :func:`asr.decoding.cer.per_utterance`: what a paired bootstrap resamples) and
 ``OUT/MODE/summary.json``, and prints one line. References and hypotheses are normalised with
 :func:`asr.data.text.normalize_text`.
+
+A manifest whose rows list ``focus_chars`` (e.g. the characters rare in training, tools/make_test_conditions.py)
+is also scored on those characters alone (the union over its rows; :func:`asr.decoding.cer.focus_stats`): the
+summary's ``focus`` holds that CER and its counts.
 
 Also written, possibly empty: ``OUT/failed.tsv`` (``id, audio, reason`` rows), the utterances whose
 audio could not be read (left out of the score; ``failed`` in the summary counts them), and
@@ -44,14 +49,14 @@ from tqdm import tqdm
 from asr.data.batching import DynamicBucketBatchSampler
 from asr.data.dataset import ManifestDataset
 from asr.data.manifest import Manifest
-from asr.data.pipeline import collate
+from asr.data.pipeline import SamplePipeline, collate
 from asr.data.text import normalize_text
-from asr.decoding.cer import compute_cer, summary, write_error_file
+from asr.decoding.cer import ErrorStats, compute_cer, focus_stats, per_utterance, summary, write_error_file
 from asr.inference.lm_modes import LM_MODES, load_lm
 from asr.inference.modes import MODES
 from asr.inference.open_model import open_recognizer
 from asr.inference.recognizer import Recognizer
-from asr.utils.io import atomic_write
+from asr.utils.io import atomic_write, write_jsonl
 from asr.utils.threads import set_threads
 
 log = logging.getLogger(__name__)
@@ -59,8 +64,9 @@ SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_t
             "reverse_weight")
 
 
-def machine_info(device: torch.device) -> dict:
+def machine_info(device: torch.device | str) -> dict:
     """Where the figures were measured."""
+    device = torch.device(device)
     info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
             "platform": platform.platform(), "torch": torch.__version__}
     if device.type == "cuda":
@@ -92,8 +98,9 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
     rec.seconds.clear()
     hyps, load_seconds = decode_batches(rec, manifest, modes, batch_frames, num_workers, progress)
 
-    refs, failed, oov, audio_seconds = {}, [], [], 0.0
+    refs, failed, oov, audio_seconds, focus = {}, [], [], 0.0, set()
     for row, duration in zip(manifest, manifest.durations.tolist()):
+        focus.update(row.get("focus_chars", ""))
         if row["id"] not in hyps[modes[0]]:
             failed.append((row["id"], row["audio"], "unreadable" if os.path.exists(row["audio"]) else "file not found"))
             continue
@@ -119,10 +126,16 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
         with atomic_write(out_dir / mode / "text") as f:
             f.writelines(f"{u} {hyps[mode][u]}\n" if hyps[mode][u] else f"{u}\n" for u in refs)
         write_error_file(report, out_dir / mode / "errors.txt")
+        write_jsonl(out_dir / mode / "utterances.jsonl", per_utterance(report, focus))
         seconds = {"features": load_seconds, "encoder": rec.seconds["encoder"],
                    "search": rec.seconds[mode] - rec.seconds["encoder"], "total": load_seconds + rec.seconds[mode]}
         rtf = seconds["total"] / audio_seconds if audio_seconds else None
         summaries[mode] = {"mode": mode, **summary(report), "rtf": rtf, "seconds": seconds, **common}
+        if focus:
+            f = sum((focus_stats(u, focus) for u in report.utts), ErrorStats())
+            summaries[mode]["focus"] = {"characters": "".join(sorted(focus)), "cer": f.cer, "substitutions":
+                                        f.substitutions, "deletions": f.deletions, "insertions": f.insertions,
+                                        "ref_chars": f.ref_len}
         with atomic_write(out_dir / mode / "summary.json") as f:
             json.dump(summaries[mode], f, ensure_ascii=False, indent=2)
     return summaries
@@ -138,7 +151,10 @@ def decode_batches(rec: Recognizer, manifest: Manifest, modes: list[str], batch_
     fbank = rec.pipeline.fbank
     frames = np.array([fbank.num_frames(int(d * fbank.sample_rate)) for d in manifest.durations], dtype=np.int64)
     sampler = DynamicBucketBatchSampler(frames, max(batch_frames, int(frames.max(initial=0))), shuffle=False)
-    loader = DataLoader(ManifestDataset(manifest, rec.pipeline), batch_sampler=sampler,
+    pipeline = rec.pipeline
+    if not isinstance(pipeline, SamplePipeline):  # an exported backend's NumPy features: the same fbank, as tensors
+        pipeline = SamplePipeline(pipeline.fbank, pipeline.cmvn, tokenizer=None)
+    loader = DataLoader(ManifestDataset(manifest, pipeline), batch_sampler=sampler,
                         collate_fn=collate, num_workers=num_workers)
     hyps: dict[str, dict[str, str]] = {mode: {} for mode in modes}
     load_seconds = 0.0
@@ -166,6 +182,8 @@ def summary_line(s: dict) -> str:
     rtf = f"{s['rtf']:.4f}" if s["rtf"] is not None else "n/a"
     line = (f"{s['mode']}: CER {100 * s['cer']:.2f}% (S {s['substitutions']} D {s['deletions']} I {s['insertions']}"
             f" / N {s['ref_chars']}), {s['utterances']} utterances, RTF {rtf}")
+    if s.get("focus"):
+        line += f", CER {100 * s['focus']['cer']:.2f}% on the {len(s['focus']['characters'])} focus characters"
     return line + (f", {s['failed']} FAILED to load" if s["failed"] else "")
 
 

@@ -10,13 +10,19 @@ ablation sweep (:mod:`asr.sweep` composes the two in one job). It reads the run'
 (``EXP_DIR/checkpoints``) and its CSV log (``EXP_DIR/csv/metrics.csv``), and writes
 
 * ``EXP_DIR/model.safetensors``: the average of the best ``evaluate.average_num`` checkpoints by validation CER;
-* ``EXP_DIR/decode/SPLIT/MODE/``: :func:`asr.decode.decode_manifest`'s files;
+* ``EXP_DIR/decode/SPLIT/MODE/``: :func:`asr.decode.decode_manifest`'s files (``utterances.jsonl``: the
+  per-utterance error counts a paired bootstrap resamples), for dev, test and every set of ``evaluate.test_sets``
+  (name -> manifest; a relative path is taken from the run's ``data_dir``, e.g. the test conditions of
+  tools/make_test_conditions.py, listed by ``conf/evaluate/conditions.yaml``);
 * ``EXP_DIR/metrics.json`` (atomically)::
 
       status            "ok" | "failed" | "interrupted"
       error, traceback  what went wrong (not "ok" only)
       name, arm, seed   the sweep (ablation.name), the arm (ablation.arm, else the run folder's parent's name), seed
-      cer               {"dev": {mode: CER}, "test": {mode: CER}}, CER as a fraction ("ok" only)
+      cer               {"dev": {mode: CER}, "test": {mode: CER}, TEST_SET: {mode: CER}...}, CER as a fraction
+                        ("ok" only)
+      counts            the same splits and modes: {substitutions, deletions, insertions, ref_chars} and, for a set
+                        with focus characters, focus: {cer, substitutions, deletions, insertions, ref_chars}
       num_params        parameters of the model
       steps, epochs     optimizer steps and epochs trained (the last checkpoint)
       train_seconds     wall seconds of the training loop, summed over resumed parts (Lightning's Timer)
@@ -56,6 +62,7 @@ from asr.utils.untrusted import parse_json
 log = logging.getLogger(__name__)
 METRICS_FILE = "metrics.json"
 RUN_CONFIG = Path(".hydra") / "config.yaml"
+COUNT_KEYS = ("substitutions", "deletions", "insertions", "ref_chars", "focus")  # of a decoding summary
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -170,13 +177,41 @@ def recorded(exp_dir: str | Path, cfg: DictConfig) -> Iterator[None]:
         raise
 
 
+def evaluation_sets(settings: DictConfig, cfg: DictConfig) -> dict[str, Path]:
+    """Name -> manifest of every set to decode: the run's dev and test, then ``settings.test_sets``.
+
+    A relative test-set path is taken from the run's ``data_dir`` (else the working directory).
+
+    Raises:
+        ValueError: a test set named dev or test, or a test-set manifest that does not exist (checked before a
+            sweep trains, so that a typo does not cost a training run).
+    """
+    sets = {}
+    for split, key in (("dev", "data.val_manifest"), ("test", "data.test_manifest")):
+        if manifest := select_value(cfg, key):
+            sets[split] = Path(manifest)
+    data_dir = Path(select_value(cfg, "data_dir") or ".")
+    missing = []
+    for name, manifest in (settings.get("test_sets") or {}).items():
+        if name in ("dev", "test"):
+            raise ValueError(f"evaluate.test_sets: {name!r} is the run's own {name} set; give the set another name")
+        path = Path(manifest) if Path(manifest).is_absolute() else data_dir / manifest
+        if not path.is_file():
+            missing.append(f"{name}: {path}")
+        sets[name] = path
+    if missing:
+        raise ValueError("evaluate.test_sets: no such manifest: " + "; ".join(missing)
+                         + " (tools/make_test_conditions.py makes the test conditions; recipes/aishell/run.sh stage 9)")
+    return sets
+
+
 def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | None = None) -> dict:
-    """Average the best checkpoints, decode dev and test, write ``metrics.json`` with status ``ok``.
+    """Average the best checkpoints, decode dev, test and the test sets, write ``metrics.json`` with status ``ok``.
 
     Args:
         exp_dir: the training run's folder.
-        settings: ``conf/evaluate/default.yaml``: ``modes``, ``average_num``, ``device`` (``auto``: CUDA when
-            available), ``batch_frames``, ``threads`` and ``search`` (keyword arguments of
+        settings: ``conf/evaluate/default.yaml``: ``modes``, ``test_sets``, ``average_num``, ``device`` (``auto``:
+            CUDA when available), ``batch_frames``, ``threads`` and ``search`` (keyword arguments of
             :class:`asr.inference.recognizer.Recognizer`, e.g. ``beam``).
         cfg: the run's config (default: read from ``EXP_DIR/.hydra/config.yaml``).
 
@@ -186,6 +221,7 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     exp_dir = Path(exp_dir)
     cfg = run_config(exp_dir) if cfg is None else cfg
     modes = list(settings.modes)
+    sets = evaluation_sets(settings, cfg)
     set_threads(settings.get("threads"))
     chosen = select(exp_dir / "checkpoints", int(settings.average_num), "best")
     model_file = exp_dir / "model.safetensors"
@@ -196,18 +232,17 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     rec = Recognizer.from_model_file(model_file, device, **(settings.get("search") or {}))
     rec.check_modes(modes)
-    cer = {}
-    for split, key in (("dev", "data.val_manifest"), ("test", "data.test_manifest")):
-        manifest = select_value(cfg, key)
-        if not manifest:
-            continue
+    cer, counts = {}, {}
+    for split, manifest in sets.items():
         summaries = decode_manifest(rec, manifest, exp_dir / "decode" / split, modes,
                                     batch_frames=int(settings.get("batch_frames") or 20000), progress=False,
                                     info={"model": str(model_file)})
         cer[split] = {mode: s["cer"] for mode, s in summaries.items()}
+        counts[split] = {mode: {k: s[k] for k in COUNT_KEYS if k in s} for mode, s in summaries.items()}
         log.info("%s CER: %s", split, ", ".join(f"{m} {100 * c:.2f}%" for m, c in cer[split].items()))
     averaged = [{"checkpoint": c.path.name, "step": c.step, "val_cer": c.val_cer} for c in chosen]
-    record = {"status": "ok", "cer": cer, "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
+    record = {"status": "ok", "cer": cer, "counts": counts,
+              "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
               **training_record(exp_dir, float(select_value(cfg, "features.frame_shift_ms") or 10.0)),
               "averaged": averaged, "machine": machine_info(torch.device(device))}
     path = write_metrics(exp_dir, cfg, record)

@@ -3,19 +3,21 @@
 Usage:
     python -m asr.sweep -m +ablation=focal data_dir=recipes/aishell/data/demo
     bash recipes/aishell/run_ablation.sh focal       # the same on the demo data, then the table and plots
+    python -m asr.sweep -m +ablation=focal data_dir=recipes/aishell/data/demo evaluate=conditions
 
 Each job trains (:func:`asr.train.fit`) and evaluates (:func:`asr.evaluate.evaluate_run`, settings
-``cfg.evaluate``, which ``conf/ablation/base.yaml`` mounts). A job whose ``metrics.json`` says ``ok`` is skipped,
-so rerunning an interrupted sweep redoes only what is missing; a job that fails leaves ``metrics.json`` with the
-error (:func:`asr.evaluate.recorded`). Returns the dev CER of the first evaluation mode: the value a Hydra
-sweeper (e.g. Optuna) minimises.
+``cfg.evaluate``, which ``conf/ablation/base.yaml`` mounts; ``evaluate=conditions`` adds the benchmark's test
+conditions, each decoded in every mode and recorded in ``metrics.json``; their manifests are checked before
+training). A job whose ``metrics.json`` says ``ok`` is skipped, so rerunning an interrupted sweep redoes only what
+is missing; a job that fails leaves ``metrics.json`` with the error (:func:`asr.evaluate.recorded`). Returns the
+dev CER of the first evaluation mode: the value a Hydra sweeper (e.g. Optuna) minimises.
 """
 from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
 
-from asr.evaluate import evaluate_run, finished, read_metrics, recorded, METRICS_FILE
+from asr.evaluate import evaluate_run, evaluation_sets, finished, read_metrics, recorded, METRICS_FILE
 from asr.train import fit
 
 
@@ -32,6 +34,7 @@ def main(cfg: DictConfig) -> float | None:
     if finished(cfg.exp_dir):
         return dev_cer(read_metrics(f"{cfg.exp_dir}/{METRICS_FILE}"), modes)
     with recorded(cfg.exp_dir, cfg):
+        evaluation_sets(cfg.evaluate, cfg)  # a missing test-set manifest fails now, not after training
         _, trainer = fit(cfg)
         if not trainer.is_global_zero:
             return None

@@ -2,7 +2,8 @@
 
 Usage:
     .venv/bin/python tools/collect_ablation.py exp/ablation/focal [--baseline label_smoothing]
-        [--out-md F] [--out-png F] [--out-curves F]
+        [--out-md F] [--out-png F] [--out-curves F] [--resamples 10000] [--negligible 0.1]
+        [--baseline-from exp/ablation/posenc/rel]    # another sweep's runs of the same config as the baseline
 
 Reads every run's ``metrics.json`` under SWEEP_DIR (``SWEEP_DIR/ARM/seedS/metrics.json``, written by
 ``asr/evaluate.py``; ``recipes/aishell/run_ablation.sh`` runs a sweep and then this). Defaults: the table to
@@ -20,6 +21,23 @@ Failed runs are not dropped: the "runs ok" column counts them, an arm with no fi
 cells, and every failed run is listed with its error. Run folders without ``metrics.json`` (still running, or
 killed) are listed as unfinished. The baseline is ``--baseline``, else the sweep's ``ablation.baseline``.
 
+Every set the runs decoded gets tables of its own: test, then the test conditions (``evaluate=conditions``:
+test_long, test_rare, ...), then dev; a set whose summaries have focus characters (test_rare) also gets a table of
+the CER on those characters, and test_long one of deletions and one of insertions per 100 reference characters.
+Where the runs saved per-utterance errors (``decode/SET/MODE/utterances.jsonl``), a cell also gives the 95 %
+confidence interval of Δ from a paired bootstrap over utterances (:func:`paired_bootstrap`: each utterance's
+errors averaged over an arm's seeds, utterances resampled with replacement, the same draws for both arms).
+
+Claims: the sweep's ``ablation.claims`` (in its conf/ablation/NAME.yaml, read from a run's saved config, else from
+the repository's file) each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins)
+and the direction the seed's idea predicts (``expect: worse``: the arm without the idea is worse than the
+baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` compares two modes of the same
+runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **replicated** when the bootstrap interval lies
+wholly on the predicted side of 0 and every seed of the arm is on that side of the baseline's mean; **not
+replicated** when the interval lies wholly on the other side, or wholly within ± ``--negligible`` (default 10 %)
+of the baseline's value (an effect too small to matter at this budget); **inconclusive** otherwise, with the
+number that decides it.
+
 The bar chart shows each arm's mean CER per mode with ± one standard deviation and the seeds as dots; the curves
 are every run's validation CER (greedy CTC, from ``EXP_DIR/csv/metrics.csv``) against the training step.
 """
@@ -33,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -42,10 +61,25 @@ from scipy import stats  # noqa: E402
 
 from asr.evaluate import METRICS_FILE, RUN_CONFIG, read_metrics  # noqa: E402
 from asr.inference.modes import MODES  # noqa: E402
-from asr.utils.io import atomic_write  # noqa: E402
+from asr.utils.io import atomic_write, read_jsonl  # noqa: E402
 
-SPLITS = ("test", "dev")
+REPO = Path(__file__).resolve().parents[1]
+SPLITS = ("test", "dev")  # the run's own sets: test first, dev last, the test conditions between them
 SIGNIFICANT = 0.05
+CONFIDENCE = 0.95
+# metric -> (numerator keys, denominator key) of a per-utterance row (asr.decoding.cer.per_utterance) and of the
+# counts in metrics.json; "cer" is the plain CER.
+METRICS = {
+    "cer": (("substitutions", "deletions", "insertions"), "ref_chars"),
+    "deletions": (("deletions",), "ref_chars"),
+    "insertions": (("insertions",), "ref_chars"),
+    "del_ins": (("deletions", "insertions"), "ref_chars"),
+    "focus": (("focus_errors",), "focus_ref_chars"),
+}
+METRIC_TITLES = {"cer": "CER", "deletions": "deletions per 100 reference characters",
+                 "insertions": "insertions per 100 reference characters",
+                 "del_ins": "deletions + insertions per 100 reference characters",
+                 "focus": "CER on the focus characters (rare in training)"}
 
 
 @dataclass
@@ -135,11 +169,119 @@ def welch_t_test(a: list[float], b: list[float]) -> tuple[float, float, float] |
 
 
 @dataclass
+class Bootstrap:
+    """A paired bootstrap of the difference of a rate (arm − baseline) over ``utterances``.
+
+    ``low``/``high`` bound the ``CONFIDENCE`` percentile interval; ``p`` is the two-sided bootstrap p-value
+    (twice the smaller share of resampled differences on either side of 0, at most 1).
+    """
+    delta: float
+    low: float
+    high: float
+    p: float
+    utterances: int
+    resamples: int = 0
+
+    @property
+    def p_text(self) -> str:
+        """``p=0.031``, or ``p<1e-04`` when no resample crossed 0."""
+        return f"p={self.p:.2g}" if self.p > 0 or not self.resamples else f"p<{1 / self.resamples:.0e}"
+
+
+def bootstrap_deltas(diff: np.ndarray, denom: np.ndarray, resamples: np.ndarray) -> np.ndarray:
+    """The rate difference of each resample: ``sum(diff[idx]) / sum(denom[idx])`` per row of ``resamples``.
+
+    Args:
+        diff: (U,) per-utterance error difference, arm − baseline (errors averaged over each side's seeds).
+        denom: (U,) per-utterance denominator (reference characters).
+        resamples: (B, U) utterance indices, one resample per row.
+
+    Returns:
+        (B,) differences; NaN where a resample has no reference characters.
+    """
+    num, den = diff[resamples].sum(axis=1), denom[resamples].sum(axis=1)  # (B,), (B,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def paired_bootstrap(diff: np.ndarray, denom: np.ndarray, resamples: int = 10000, seed: int = 0,
+                     chunk: int = 1000) -> Bootstrap | None:
+    """Paired bootstrap over utterances of ``sum(diff) / sum(denom)`` (module docstring); None without data.
+
+    Args:
+        diff: (U,) per-utterance error difference, arm − baseline.
+        denom: (U,) per-utterance denominator.
+        resamples: bootstrap resamples B (drawn ``chunk`` at a time to bound memory).
+        seed: seed of the resampling: the same seed, the same interval.
+    """
+    diff, denom = np.asarray(diff, dtype=np.float64), np.asarray(denom, dtype=np.float64)
+    if len(diff) == 0 or denom.sum() <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    deltas = np.concatenate([bootstrap_deltas(diff, denom, rng.integers(0, len(diff), (min(chunk, resamples - b),
+                                                                                        len(diff))))
+                             for b in range(0, resamples, chunk)])
+    deltas = deltas[~np.isnan(deltas)]
+    tail = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(deltas, [tail, 1 - tail])
+    p = min(1.0, 2 * min(np.mean(deltas <= 0), np.mean(deltas >= 0)))
+    return Bootstrap(float(diff.sum() / denom.sum()), float(low), float(high), float(p), len(diff), len(deltas))
+
+
+def run_value(run: Run, split: str, mode: str, metric: str) -> float | None:
+    """A finished run's rate for one set, mode and metric, from its ``metrics.json``."""
+    if metric == "cer":
+        return run.metrics.get("cer", {}).get(split, {}).get(mode)
+    counts = run.metrics.get("counts", {}).get(split, {}).get(mode)
+    if not counts:
+        return None
+    if metric == "focus":
+        return (counts.get("focus") or {}).get("cer")
+    numerator, denominator = METRICS[metric]
+    return sum(counts[k] for k in numerator) / counts[denominator] if counts.get(denominator) else None
+
+
+def utterance_errors(run: Run, split: str, mode: str, metric: str) -> dict[str, tuple[float, float]] | None:
+    """id -> (errors, denominator) of one run from ``decode/SPLIT/MODE/utterances.jsonl``; None when absent."""
+    path = run.path / "decode" / split / mode / "utterances.jsonl"
+    if not path.is_file():
+        return None
+    numerator, denominator = METRICS[metric]
+    rows = {}
+    for row in read_jsonl(path):
+        if denominator not in row:
+            return None
+        rows[row["id"]] = (float(sum(row[k] for k in numerator)), float(row[denominator]))
+    return rows
+
+
+def paired_errors(arm_runs: list[Run], base_runs: list[Run], split: str, mode: str, metric: str,
+                  base_mode: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-utterance (arm errors − baseline errors, denominator), each side averaged over its runs (seeds).
+
+    Only utterances every run scored take part; None when a run saved no per-utterance errors.
+    """
+    sides = []
+    for runs, m in ((arm_runs, mode), (base_runs, base_mode or mode)):
+        tables = [utterance_errors(r, split, m, metric) for r in runs]
+        if not tables or any(t is None for t in tables):
+            return None
+        sides.append(tables)
+    ids = [u for u in sides[1][0] if all(u in t for tables in sides for t in tables)]
+    if not ids:
+        return None
+    mean = [np.array([np.mean([t[u][0] for t in tables]) for u in ids]) for tables in sides]
+    denom = np.array([sides[1][0][u][1] for u in ids])
+    return mean[0] - mean[1], denom
+
+
+@dataclass
 class Cell:
-    """One arm x split x mode: CERs (fractions) of the finished seeds and the comparison with the baseline."""
+    """One arm x set x mode x metric: values (fractions) of the finished seeds and the comparison with the baseline."""
     values: list[float]
     diff: float | None = None
     test: tuple[float, float, float] | None = None
+    boot: Bootstrap | None = None
 
     @property
     def mean(self) -> float | None:
@@ -150,28 +292,140 @@ class Cell:
         return statistics.stdev(self.values) if len(self.values) >= 2 else None
 
 
-def summarize(runs: list[Run], arms: list[str], baseline: str | None) -> tuple[list[str], dict]:
-    """Modes found and ``{split: {arm: {mode: Cell}}}`` over the runs with status ok."""
+def views(runs: list[Run]) -> list[tuple[str, str]]:
+    """The (set, metric) tables to show: test, the test conditions, dev; focus and D/I tables where they apply."""
+    ok = [r for r in runs if r.status == "ok"]
+    found = list(dict.fromkeys(s for r in ok for s in r.metrics.get("cer", {})))
+    ordered = [s for s in ("test",) if s in found] + [s for s in found if s not in SPLITS] + \
+        [s for s in ("dev",) if s in found]
+    out = []
+    for split in ordered or ["test"]:
+        out.append((split, "cer"))
+        if any((c or {}).get("focus") for r in ok for c in r.metrics.get("counts", {}).get(split, {}).values()):
+            out.append((split, "focus"))
+        if split == "test_long":
+            out += [(split, "deletions"), (split, "insertions")]
+    return out
+
+
+def summarize(runs: list[Run], arms: list[str], baseline: str | None, resamples: int = 10000,
+              only: list[tuple[str, str]] | None = None) -> tuple[list[str], dict]:
+    """Modes found and ``{(set, metric): {arm: {mode: Cell}}}`` over the runs with status ok (``only``: those views)."""
     ok = [r for r in runs if r.status == "ok"]
     found = {m for r in ok for split in r.metrics.get("cer", {}).values() for m in split}
     modes = [m for m in MODES if m in found] + sorted(found - set(MODES))
     table: dict = {}
-    for split in SPLITS:
-        table[split] = {}
-        for arm in arms:
-            table[split][arm] = {}
-            for mode in modes:
-                values = [r.metrics["cer"][split][mode] for r in ok
-                          if r.arm == arm and mode in r.metrics.get("cer", {}).get(split, {})]
-                table[split][arm][mode] = Cell(values)
-        base = table[split].get(baseline, {})
+    for view in only or views(runs):
+        split, metric = view
+        table[view] = {arm: {} for arm in arms}
         for arm in arms:
             for mode in modes:
-                cell, ref = table[split][arm][mode], base.get(mode)
+                values = [v for r in ok if r.arm == arm and (v := run_value(r, split, mode, metric)) is not None]
+                table[view][arm][mode] = Cell(values)
+        base = table[view].get(baseline, {})
+        for arm in arms:
+            for mode in modes:
+                cell, ref = table[view][arm][mode], base.get(mode)
                 if arm != baseline and ref is not None and cell.values and ref.values:
                     cell.diff = cell.mean - ref.mean
                     cell.test = welch_t_test(cell.values, ref.values)
+                    pairs = paired_errors([r for r in ok if r.arm == arm], [r for r in ok if r.arm == baseline],
+                                          split, mode, metric)
+                    cell.boot = paired_bootstrap(*pairs, resamples=resamples) if pairs else None
     return modes, table
+
+
+# ---------------------------------------------------------------- claims
+
+@dataclass
+class Verdict:
+    """One claim on one arm and set: the verdict and the line that says why."""
+    claim: str
+    versus: str              # what is compared, e.g. "`abs` vs `rel`, attention_rescoring, test_long"
+    verdict: str             # "replicated" | "not replicated" | "inconclusive"
+    because: str
+
+
+def verdict(expect: str, base_value: float | None, boot: Bootstrap | None, seeds: list[float],
+            negligible: float) -> tuple[str, str]:
+    """The verdict on a predicted difference (arm − baseline), and the deciding numbers (module docstring).
+
+    Args:
+        expect: ``worse`` (the arm should have the higher rate) or ``better`` (the lower).
+        base_value: the baseline's mean rate (the scale of "negligible").
+        boot: the paired bootstrap of the difference, or None.
+        seeds: the arm's per-seed rates minus the baseline's mean.
+        negligible: a difference within ± this fraction of ``base_value`` does not matter.
+    """
+    if expect not in ("worse", "better"):
+        raise ValueError(f"a claim's expect is 'worse' or 'better', got {expect!r}")
+    if boot is None:
+        return "inconclusive", "no per-utterance errors to compare (runs made before they were saved, or none)"
+    sign = 1 if expect == "worse" else -1
+    interval = (f"Δ {100 * boot.delta:+.2f} [{100 * boot.low:+.2f}, {100 * boot.high:+.2f}] points "
+                f"({CONFIDENCE:.0%} paired bootstrap over {boot.utterances} utterances, {boot.p_text})")
+    margin = negligible * (base_value or 0.0)
+    if sign * boot.low > 0 and sign * boot.high > 0:
+        if all(sign * s > 0 for s in seeds):
+            return "replicated", interval + f", every seed of {len(seeds)} on the predicted side"
+        return "inconclusive", interval + f", but {sum(sign * s <= 0 for s in seeds)} of {len(seeds)} seeds " \
+                                          "are not on the predicted side"
+    if sign * boot.low < 0 and sign * boot.high < 0:
+        return "not replicated", interval + ": the opposite of the prediction"
+    if -margin < boot.low and boot.high < margin:
+        return "not replicated", interval + f": within ± {100 * margin:.2f} points ({negligible:.0%} of the " \
+                                            "baseline), too small to matter"
+    return "inconclusive", interval + ": the interval holds 0 and effects that would matter"
+
+
+def find_claims(runs: list[Run], name: str) -> list[dict]:
+    """``ablation.claims`` from a run's saved config, else from the repository's conf/ablation/NAME.yaml."""
+    for r in runs:
+        path = r.path / RUN_CONFIG
+        if path.exists():
+            claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
+            if claims:
+                return OmegaConf.to_container(claims, resolve=False)
+    path = REPO / "conf" / "ablation" / f"{name}.yaml"
+    if path.exists():
+        claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
+        if claims:
+            return OmegaConf.to_container(claims, resolve=False)
+    return []
+
+
+def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: int,
+          negligible: float) -> list[Verdict]:
+    """One verdict per claim, arm and set (module docstring)."""
+    ok = [r for r in runs if r.status == "ok"]
+    out = []
+    for c in claims:
+        splits = c["split"] if isinstance(c["split"], list) else [c["split"]]
+        metric, mode, base_mode = c.get("metric", "cer"), c["mode"], c.get("baseline_mode") or c["mode"]
+        base_arm = c.get("baseline") or baseline
+        if metric not in METRICS:
+            raise ValueError(f"claim {c['claim']!r}: metric {metric!r} is not one of {sorted(METRICS)}")
+        for arm in c["arms"]:
+            for split in splits:
+                versus = f"`{arm}` vs `{base_arm}`, " + (f"{mode}" if mode == base_mode else f"{mode} vs {base_mode}") \
+                    + f", {split}, {metric}"
+                arm_runs, base_runs = [r for r in ok if r.arm == arm], [r for r in ok if r.arm == base_arm]
+                base_values = [v for r in base_runs if (v := run_value(r, split, base_mode, metric)) is not None]
+                arm_values = [v for r in arm_runs if (v := run_value(r, split, mode, metric)) is not None]
+                if not base_values or not arm_values:
+                    out.append(Verdict(c["claim"], versus, "inconclusive",
+                                       f"no finished run of {arm if not arm_values else base_arm} decoded {split} "
+                                       f"in {mode if not arm_values else base_mode}"))
+                    continue
+                base_mean = statistics.mean(base_values)
+                pairs = paired_errors(arm_runs, base_runs, split, mode, metric, base_mode)
+                boot = paired_bootstrap(*pairs, resamples=resamples) if pairs else None
+                word, because = verdict(c["expect"], base_mean, boot, [v - base_mean for v in arm_values], negligible)
+                test = welch_t_test(arm_values, base_values) if base_mode == mode or arm != base_arm else None
+                if test:
+                    because += f"; Welch t-test over seeds p={test[2]:.2g}"
+                out.append(Verdict(c["claim"], versus, word, because))
+    return out
 
 
 # ---------------------------------------------------------------- markdown
@@ -190,7 +444,8 @@ def format_cell(cell: Cell, is_baseline: bool) -> str:
         p = "p n/a"
     else:
         p = f"p={cell.test[2]:.2g}" + ("*" if cell.test[2] < SIGNIFICANT else "")
-    return f"{text} (Δ {100 * cell.diff:+.2f}, {p})"
+    ci = f" [{100 * cell.boot.low:+.2f}, {100 * cell.boot.high:+.2f}]" if cell.boot else ""
+    return f"{text} (Δ {100 * cell.diff:+.2f}{ci}, {p})"
 
 
 def runs_ok(runs: list[Run], arm: str) -> str:
@@ -203,25 +458,37 @@ def mean_of(runs: list[Run], arm: str, key: str) -> float | None:
     return statistics.mean(values) if values else None
 
 
+def view_title(view: tuple[str, str]) -> str:
+    split, metric = view
+    return split if metric == "cer" else f"{split}: {METRIC_TITLES[metric]}"
+
+
 def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | None, modes: list[str],
-             table: dict) -> str:
+             table: dict, verdicts: list[Verdict] | None = None) -> str:
     name = next((r.metrics.get("name") for r in runs if r.metrics.get("name")), sweep_dir.name)
     seeds = sorted({r.seed for r in runs if r.seed is not None})
     lines = [f"# Ablation: {name}", "",
              f"Sweep `{sweep_dir}`: {len(arms)} arms, seeds {', '.join(map(str, seeds)) or '-'}; "
              f"baseline `{baseline}`.",
              "CER (%), mean ± sample standard deviation over the seeds that finished. "
-             "Δ: arm mean − baseline mean (CER points); p: two-sided Welch t-test (unequal variances) over seeds, "
-             f"\\* p < {SIGNIFICANT} (with 2 seeds per arm only large, consistent differences get there).", ""]
+             "Δ: arm mean − baseline mean (CER points), with its 95 % paired-bootstrap interval over utterances "
+             "in brackets where the runs saved per-utterance errors; p: two-sided Welch t-test (unequal variances) "
+             f"over seeds, \\* p < {SIGNIFICANT} (with 2 seeds per arm only large, consistent differences get there).",
+             ""]
     if baseline not in arms:
         lines += [f"The baseline `{baseline}` has no runs: no differences.", ""]
-    splits = [s for s in SPLITS if any(c.values for arm in arms for c in table[s][arm].values())] or ["test"]
+    if verdicts:
+        lines += ["## Claims", ""]
+        lines += [f"- **{v.verdict}**: {v.claim} ({v.versus}): {v.because}" for v in verdicts]
+        lines.append("")
+    shown = [v for v in table if any(c.values for arm in arms for c in table[v][arm].values())] or list(table)[:1]
     columns = modes or ["CER"]  # no run finished: one column of "failed"
-    for split in splits:
-        lines += [f"## {split}", "", "| Arm | runs ok | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for view in shown:
+        lines += [f"## {view_title(view)}", "", "| Arm | runs ok | " + " | ".join(columns) + " |",
+                  "|---|---|" + "---|" * len(columns)]
         for arm in arms:
             label = f"{arm} (baseline)" if arm == baseline else arm
-            cells = [format_cell(table[split][arm].get(m, Cell([])), arm == baseline) for m in columns]
+            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline) for m in columns]
             lines.append(f"| {label} | {runs_ok(runs, arm)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Training", "", "Means over the finished seeds; the budget is the same for every arm.", "",
@@ -253,15 +520,17 @@ def save_figure(fig, out: Path) -> None:
 
 
 def plot_cer(runs: list[Run], arms: list[str], modes: list[str], table: dict, title: str, out: Path) -> None:
-    """Mean CER per arm and mode, ± one standard deviation, each seed a dot; one panel per split."""
-    splits = [s for s in SPLITS if any(c.values for arm in arms for c in table[s][arm].values())]
-    fig, axes = plt.subplots(1, max(len(splits), 1), figsize=(max(6, 1.1 * len(arms) * max(len(modes), 1)), 4.2),
+    """Mean CER per arm and mode, ± one standard deviation, each seed a dot; one panel per set (test conditions too)."""
+    panels = [v for v in table if v[1] == "cer" and any(c.values for arm in arms for c in table[v][arm].values())]
+    cols = min(max(len(panels), 1), 4)
+    rows = -(-max(len(panels), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * max(6, 1.1 * len(arms) * max(len(modes), 1)), 4.2 * rows),
                              squeeze=False)
     width = 0.8 / max(len(modes), 1)
-    for ax, split in zip(axes[0], splits):
+    for ax, view in zip(axes.flat, panels):
         for k, mode in enumerate(modes):
             xs = [i + (k - (len(modes) - 1) / 2) * width for i in range(len(arms))]
-            cells = [table[split][arm][mode] for arm in arms]
+            cells = [table[view][arm][mode] for arm in arms]
             means = [100 * c.mean if c.mean is not None else 0.0 for c in cells]
             errs = [100 * c.std if c.std is not None else 0.0 for c in cells]
             ax.bar(xs, means, width, yerr=errs, capsize=3, label=mode, alpha=0.8)
@@ -270,9 +539,11 @@ def plot_cer(runs: list[Run], arms: list[str], modes: list[str], table: dict, ti
                 if not c.values:
                     ax.text(x, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=8, color="red")
         ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
-        ax.set(ylabel="CER %", title=f"{split} (mean ± std over seeds)")
+        ax.set(ylabel="CER %", title=f"{view[0]} (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
     save_figure(fig, out)
@@ -309,17 +580,32 @@ def plot_curves(runs: list[Run], arms: list[str], title: str, out: Path) -> None
 
 # ---------------------------------------------------------------- entry point
 
-def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, out_curves: Path) -> str:
-    """Write the table and both plots; return the table."""
+def borrow_baseline(folder: Path, baseline: str) -> list[Run]:
+    """The runs under ``folder`` (another sweep's arm with the same config, e.g. exp/ablation/posenc/rel), as runs of
+    this sweep's ``baseline`` arm: the sweeps share one set of baseline runs instead of training it again."""
+    runs = find_runs(folder)
+    for r in runs:
+        r.arm = baseline
+    return runs
+
+
+def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, out_curves: Path,
+            resamples: int = 10000, negligible: float = 0.1, baseline_from: Path | None = None) -> str:
+    """Write the table (with the claims' verdicts) and both plots; return the table."""
     runs = find_runs(sweep_dir)
     baseline = baseline or find_baseline(runs)
+    if baseline_from is not None:
+        if not baseline:
+            raise ValueError("--baseline-from needs the baseline's name (--baseline, or the runs' ablation.baseline)")
+        runs = [r for r in runs if r.arm != baseline] + borrow_baseline(baseline_from, baseline)
     arms = arm_order(runs, baseline, sweep_arm_order(sweep_dir))
     baseline = baseline or arms[0]
-    modes, table = summarize(runs, arms, baseline)
-    text = markdown(sweep_dir, runs, arms, baseline, modes, table)
+    modes, table = summarize(runs, arms, baseline, resamples)
+    name = next((r.metrics.get("name") for r in runs if r.metrics.get("name")), sweep_dir.name)
+    verdicts = judge(runs, find_claims(runs, name), baseline, resamples, negligible)
+    text = markdown(sweep_dir, runs, arms, baseline, modes, table, verdicts)
     with atomic_write(out_md) as f:
         f.write(text)
-    name = next((r.metrics.get("name") for r in runs if r.metrics.get("name")), sweep_dir.name)
     plot_cer(runs, arms, modes, table, f"ablation: {name}", out_png)
     plot_curves(runs, arms, f"ablation: {name}, validation CER", out_curves)
     return text
@@ -332,12 +618,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-md", type=Path, help="markdown table (default SWEEP_DIR/ablation.md)")
     p.add_argument("--out-png", type=Path, help="CER bar chart (default SWEEP_DIR/ablation.png)")
     p.add_argument("--out-curves", type=Path, help="validation-CER curves (default: the chart's name + _curves)")
+    p.add_argument("--baseline-from", type=Path, metavar="DIR",
+                   help="the baseline's runs are DIR/seedS (another sweep's arm of the same config), not this sweep's")
+    p.add_argument("--resamples", type=int, default=10000, help="paired-bootstrap resamples")
+    p.add_argument("--negligible", type=float, default=0.1,
+                   help="a difference within this fraction of the baseline's value does not matter (verdicts)")
     args = p.parse_args(argv)
     out_md = args.out_md or args.sweep_dir / "ablation.md"
     out_png = args.out_png or args.sweep_dir / "ablation.png"
     out_curves = args.out_curves or out_png.with_name(f"{out_png.stem}_curves.png")
     try:
-        text = collect(args.sweep_dir, args.baseline, out_md, out_png, out_curves)
+        text = collect(args.sweep_dir, args.baseline, out_md, out_png, out_curves, args.resamples, args.negligible,
+                       args.baseline_from)
     except ValueError as e:
         sys.exit(f"collect_ablation: {e}")
     print(text, end="")

@@ -1,9 +1,12 @@
 """Write a synthetic Mandarin corpus in AISHELL-1's exact layout, with LM text, a noise set and an RIR set.
 
     python tools/make_synthetic_aishell.py --out corpus/synthetic [--small] [--seed 0] [--jobs 2]
+    python tools/make_synthetic_aishell.py --out corpus/daily --domain daily --voices f3 f4 f5 m5 m6 m7 m8 --seed 7
+                                                      # a second, differently built corpus (text, vocabulary, voices)
 
-Speech is eSpeak NG reading tone-numbered pinyin of news-like sentences whose characters are homophone-free
-(see tools/synth/textgen.py), so the text is recoverable from the sound. Writes, under OUT:
+Speech is eSpeak NG reading tone-numbered pinyin of news-like sentences (--domain daily: everyday ones, another
+vocabulary) whose characters are homophone-free (see tools/synth/textgen.py), so the text is recoverable from the
+sound. Writes, under OUT:
 
     data_aishell/wav/{train,dev,test}/S0002/BAC009S0002W0121.wav   16 kHz mono 16-bit, disjoint speakers per split
     data_aishell/transcript/aishell_transcript_v0.8.txt            "BAC009S0002W0121 词 语 分 词", sorted by id
@@ -66,8 +69,9 @@ class Utterance:
     index: int  # position in the corpus, which names its random stream
 
 
-def make_speakers(counts: list[int], seed: int) -> dict[str, list[Speaker]]:
-    """Speakers per split, numbered from the start of AISHELL-1's range for that split."""
+def make_speakers(counts: list[int], seed: int, voices: list[str] | None = None) -> dict[str, list[Speaker]]:
+    """Speakers per split, numbered from the start of AISHELL-1's range for that split, drawn from the eSpeak
+    variants ``voices`` (default: all)."""
     rng = np.random.default_rng([seed, SPEAKERS])
     speakers = {}
     for split, count in zip(SPLITS, counts):
@@ -75,7 +79,7 @@ def make_speakers(counts: list[int], seed: int) -> dict[str, list[Speaker]]:
         if not 1 <= count <= last - first + 1:
             raise ValueError(f"--speakers: {split} takes 1 to {last - first + 1} speakers "
                              f"(AISHELL-1 numbering), got {count}")
-        speakers[split] = [sample_speaker(f"S{first + i:04d}", rng) for i in range(count)]
+        speakers[split] = [sample_speaker(f"S{first + i:04d}", rng, voices) for i in range(count)]
     return speakers
 
 
@@ -145,11 +149,15 @@ def write_lm_text(path: Path, texts: NewsGenerator, n: int, held_out: set[str]) 
                 written += 1
 
 
-def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon: Lexicon) -> list[str]:
-    """Noise clips of every kind plus ``noise.list``; babble is speech of random voices and sentences."""
+def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon: Lexicon,
+                stream: tuple[int, ...] = ()) -> list[str]:
+    """Noise clips of every kind plus ``noise.list``; babble is speech of random voices and sentences.
+
+    ``stream`` names another random stream than the corpus's (held-out noise for a test condition).
+    """
     engine().reset()
-    rng = np.random.default_rng([seed, NOISE])
-    texts = NewsGenerator(lexicon, np.random.default_rng([seed, NOISE, 1]).integers(2**32))
+    rng = np.random.default_rng([seed, NOISE, *stream])
+    texts = NewsGenerator(lexicon, np.random.default_rng([seed, NOISE, *stream, 1]).integers(2**32))
 
     def talk(r: np.random.Generator) -> np.ndarray:
         syllables = " ".join(s for word in pinyin(texts.sentence()) for s in word)
@@ -166,9 +174,9 @@ def write_noise(folder: Path, per_kind: int, seconds: float, seed: int, lexicon:
     return names
 
 
-def write_rirs(folder: Path, mono: int, two_channel: int, seed: int) -> list[str]:
-    """Simulated RIRs (RT60 drawn from 0.2-0.8 s) plus ``rir.list``."""
-    rng = np.random.default_rng([seed, RIR])
+def write_rirs(folder: Path, mono: int, two_channel: int, seed: int, stream: tuple[int, ...] = ()) -> list[str]:
+    """Simulated RIRs (RT60 drawn from 0.2-0.8 s) plus ``rir.list``; ``stream`` as in :func:`write_noise`."""
+    rng = np.random.default_rng([seed, RIR, *stream])
     names = []
     for channels, count in ((1, mono), (2, two_channel)):
         for i in range(count):
@@ -192,6 +200,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speakers", type=int, nargs=3, metavar=("TRAIN", "DEV", "TEST"))
     p.add_argument("--lm-sentences", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--domain", default="news", help="text domain: news (the demo corpus) or daily (everyday speech:"
+                   " other sentence shapes, vocabulary and word classes; tools/synth/lexicon.py)")
+    p.add_argument("--voices", nargs="+", metavar="VARIANT",
+                   help="eSpeak voice variants the speakers are drawn from (default: all, f1-f5 m1-m8)")
     p.add_argument("--jobs", type=int, default=2, help="synthesis processes")
     p.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
     args = p.parse_args(argv)
@@ -215,13 +227,15 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 p.unlink(missing_ok=True)
 
-    lexicon = build_lexicon(engine().unspeakable)
+    if args.voices and (unknown := sorted(set(args.voices) - set(engine().variants()))):
+        raise ValueError(f"--voices: unknown eSpeak variants {unknown}; available: {engine().variants()}")
+    lexicon = build_lexicon(engine().unspeakable, args.domain)
     rate = homophone_rate(lexicon.char_syllable)
     print(f"lexicon: {len(lexicon.char_syllable)} characters, homophone rate {rate:.4f}, "
           f"{len(lexicon.dropped)} phrases dropped for homophones/readings")
 
     counts = {"train": args.train_utts, "dev": args.dev_utts, "test": args.test_utts}
-    speakers = make_speakers(args.speakers, args.seed)
+    speakers = make_speakers(args.speakers, args.seed, args.voices)
     corpus_seed = np.random.default_rng([args.seed, CORPUS_TEXT]).integers(2**32)
     utts = make_utterances(speakers, counts, NewsGenerator(lexicon, corpus_seed))
     seconds = write_audio(utts, root / "wav", args.seed, args.jobs)
@@ -239,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     words = {w for u in utts for w in u.words}
     stats = {
         "seed": args.seed,
+        "domain": args.domain,
+        "voices": args.voices or engine().variants(),
         "sample_rate": SAMPLE_RATE,
         "splits": {s: {"utterances": counts[s], "speakers": len(speakers[s]),
                        "hours": round(sum(seconds[u.id] for u in utts if u.split == s) / 3600, 4)} for s in SPLITS},
@@ -263,12 +279,13 @@ def readme(args: argparse.Namespace, stats: dict) -> str:
     params = ", ".join(f"{k}={v}" for k, v in sorted(vars(args).items()) if k not in ("out", "jobs", "overwrite"))
     splits = "\n".join(f"  {s}: {v['utterances']} utterances, {v['speakers']} speakers, {v['hours']:.3f} hours"
                        for s, v in stats["splits"].items())
+    kind = "news-like" if stats["domain"] == "news" else f"{stats['domain']} (text domain)"
     return f"""Synthetic Mandarin corpus in AISHELL-1's layout (NOT real speech).
 
 Made by tools/make_synthetic_aishell.py with {params}.
 The same arguments give the same files, byte for byte.
 
-Speech: eSpeak NG (voice cmn-latn-pinyin) reading the tone-numbered pinyin of generated news-like sentences,
+Speech: eSpeak NG (voice cmn-latn-pinyin) reading the tone-numbered pinyin of generated {kind} sentences,
 resampled to 16 kHz, 16-bit mono, with 0.1-0.3 s of silence at each end over a faint noise floor. Each speaker is
 an eSpeak voice variant with its own pitch, pitch range, rate and volume; train/dev/test speakers are disjoint and
 numbered as in AISHELL-1 (train from S0002, dev from S0724, test from S0764).

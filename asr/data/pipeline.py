@@ -15,6 +15,7 @@ import torch
 from asr.data.audio import load_audio
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
+from asr.features.kaldi_native import KaldiNativeFbank
 from asr.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,14 @@ class SamplePipeline:
                 "text": row["text"], "speaker": row.get("speaker", "")}
 
     def features(self, wav: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """(1, N) or (N,) audio (a tensor or a NumPy array) -> (T, F) normalised fbank (the inference path)."""
+        """(1, N) or (N,) audio (a tensor or a NumPy array) -> (T, F) normalised fbank (the inference path).
+
+        With a :class:`asr.features.kaldi_native.KaldiNativeFbank` (what the exported-model backends compute
+        with) its NumPy features, as a tensor.
+        """
+        if isinstance(self.fbank, KaldiNativeFbank):
+            feats = torch.from_numpy(self.fbank(np.asarray(wav)))
+            return self.cmvn(feats) if self.cmvn is not None else feats
         feats = self.fbank(torch.as_tensor(wav))
         return self.cmvn(feats) if self.cmvn is not None else feats
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import AbstractSet, Mapping
 
 import jiwer
 
@@ -146,6 +146,35 @@ def summary(report: CERReport) -> dict:
         "empty_refs": len(report.empty_refs),
         "extra": len(report.extra),
     }
+
+
+def focus_stats(utt: UttErrors, chars: AbstractSet[str]) -> ErrorStats:
+    """One utterance's errors restricted to ``chars`` (e.g. characters rare in training).
+
+    Substitutions and deletions count at reference positions holding one of ``chars``, insertions when the
+    inserted character is one of them; ``ref_len`` is how many of the reference's characters are in ``chars``.
+    A substitution *into* one of ``chars`` at another reference character is not counted.
+    """
+    ops = [op for ref, hyp, op in utt.alignment if (hyp if op == "I" else ref) in chars]
+    ref_len = sum(ref in chars for ref, _, op in utt.alignment if op != "I")
+    return ErrorStats(ops.count("S"), ops.count("D"), ops.count("I"), ref_len)
+
+
+def per_utterance(report: CERReport, focus: AbstractSet[str] = frozenset()) -> list[dict]:
+    """One JSON-ready row of counts per utterance (what a paired bootstrap over utterances resamples).
+
+    Rows: ``id, ref_chars, substitutions, deletions, insertions``, and with ``focus``, ``focus_ref_chars`` and
+    ``focus_errors`` (:func:`focus_stats`).
+    """
+    rows = []
+    for u in report.utts:
+        row = {"id": u.utt_id, "ref_chars": u.stats.ref_len, "substitutions": u.stats.substitutions,
+               "deletions": u.stats.deletions, "insertions": u.stats.insertions}
+        if focus:
+            f = focus_stats(u, focus)
+            row.update(focus_ref_chars=f.ref_len, focus_errors=f.errors)
+        rows.append(row)
+    return rows
 
 
 def write_error_file(report: CERReport, path: str | os.PathLike) -> None:

@@ -18,7 +18,6 @@ import math
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from asr.decoding.arrays import to_numpy
 
@@ -41,7 +40,7 @@ class PrefixScorer(Protocol):
 
 
 def ctc_prefix_beam_search(
-    log_probs: torch.Tensor | np.ndarray,
+    log_probs: Any,
     beam: int = 10,
     nbest: int | None = None,
     blank: int = 0,
@@ -93,7 +92,7 @@ class PrefixBeam:
         self.fused = np.zeros(1)  # (N,) scorer's sum of each prefix
         self.states = [scorer.init_state()] if scorer is not None else None
 
-    def advance(self, log_probs: torch.Tensor | np.ndarray) -> PrefixBeam:
+    def advance(self, log_probs: Any) -> PrefixBeam:
         """Read more frames.
 
         Args:
@@ -199,7 +198,7 @@ def _score_growths(
 
 
 def ctc_prefix_beam_search_reference(
-    log_probs: torch.Tensor | np.ndarray,
+    log_probs: Any,
     beam: int = 10,
     nbest: int | None = None,
     blank: int = 0,
@@ -246,8 +245,8 @@ def _add(merged: dict, prefix: tuple[int, ...], pb: float, pnb: float) -> None:
 
 
 def ctc_prefix_beam_search_batch(
-    log_probs: torch.Tensor | np.ndarray,
-    lens: torch.Tensor | np.ndarray,
+    log_probs: Any,
+    lens: Any,
     beam: int = 10,
     nbest: int | None = None,
     blank: int = 0,
@@ -270,7 +269,7 @@ def ctc_prefix_beam_search_batch(
     ]
 
 
-def _check_log_probs(log_probs: torch.Tensor | np.ndarray) -> np.ndarray:
+def _check_log_probs(log_probs: Any) -> np.ndarray:
     lp = to_numpy(log_probs)
     if lp.ndim != 2:
         raise ValueError(f"ctc_prefix_beam_search: log_probs must be (T, V), got shape {lp.shape}")

@@ -2,10 +2,12 @@
 
     python -m asr.export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed] [--om-profile]
         [--streaming-chunk 16 [--streaming-left-chunks 4]]
+    python -m asr.export --model exp/x/model.safetensors --out exp/x/sherpa-onnx --format sherpa-onnx
 
 Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), ``OUT/int8/`` and
 ``OUT/mixed/`` (quantised), ``OUT/om/`` (static profile + build_om.sh) and ``OUT/export_report.json``; with
-``--streaming-chunk``, the streaming encoder ``encoder_chunk.onnx`` in ``OUT/`` and ``OUT/om/`` (asr.export.streaming).
+``--streaming-chunk``, the streaming encoder ``encoder_chunk.onnx`` in ``OUT/`` and ``OUT/om/`` (asr.export.streaming);
+with ``--format sherpa-onnx``, ``OUT/model.onnx`` and ``OUT/tokens.txt`` for sherpa-onnx (:mod:`asr.export.sherpa`).
 Fails (exit 1) when ONNX Runtime and PyTorch differ by more than ``--tolerance``.
 """
 from __future__ import annotations
@@ -15,16 +17,18 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
 
+from asr.decoding.arrays import to_numpy
 from asr.export.format import STREAMING_PARTS, read_folder_metadata
 from asr.export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
 from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, export_metadata, file_digest, \
     model_dims, parity, random_cases
 from asr.export.streaming import add_to_atc_script, chunk_parity, export_chunk_part, streaming_settings
 from asr.export.quantize import MODES, quantize_folder
+from asr.export.sherpa import export_sherpa_onnx, sherpa_feature_config, sherpa_parity
 from asr.inference.backends.om_backend import OMBackend
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend, session_options
 from asr.modelfile import load_model_file
@@ -49,19 +53,43 @@ def compare(reference, other, cases: list[dict[str, int]], dims: dict[str, int])
         log_probs = []
         for backend in (reference, other):
             enc_out, enc_lens = backend.encode(feats, feats_lens)
-            log_probs.append(backend.ctc_log_probs(enc_out))
-        valid = torch.arange(log_probs[0].size(1)) < enc_lens.unsqueeze(1)  # (B, T')
+            log_probs.append(to_numpy(backend.ctc_log_probs(enc_out)))
+        valid = np.arange(log_probs[0].shape[1]) < to_numpy(enc_lens)[:, None]  # (B, T')
         a, b = log_probs[0][valid], log_probs[1][valid]  # (frames, V)
-        worst = max(worst, float((a - b).abs().max()))
+        worst = max(worst, float(np.abs(a - b).max()))
         same += int((a.argmax(-1) == b.argmax(-1)).sum())
-        frames += a.size(0)
+        frames += a.shape[0]
     return {"log_prob_max_diff": worst, "argmax_agreement": same / max(frames, 1)}
+
+
+FORMATS = ("onnx", "sherpa-onnx")
+
+
+def export_sherpa(args: argparse.Namespace) -> int:
+    """``--format sherpa-onnx``: write, check against PyTorch, print how to run it."""
+    try:
+        loaded = load_model_file(args.model)
+        paths = export_sherpa_onnx(loaded, args.out, file_digest(args.model))
+        diff = sherpa_parity(loaded, paths["model"])
+        features = sherpa_feature_config(loaded.fbank)
+    except (OSError, ValueError) as e:
+        print(f"export: {e}", file=sys.stderr)
+        return 1
+    print(f"sherpa-onnx {args.out}: {paths['model'].stat().st_size / 1e6:.1f} MB; max |ONNX - PyTorch| {diff:.2e}; "
+          f"features: sherpa_onnx.FeatureExtractorConfig({', '.join(f'{k}={v!r}' for k, v in features.items())})")
+    if not diff <= args.tolerance:
+        print(f"export: parity FAILED (tolerance {args.tolerance:g}): {diff}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asr.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model file (model.safetensors)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--format", choices=FORMATS, default="onnx",
+                        help="onnx: this project's folder (docs/EXPORT_FORMAT.md); sherpa-onnx: model.onnx + tokens.txt "
+                             "for sherpa-onnx's WeNet-CTC loader")
     parser.add_argument("--quantize", nargs="*", default=[], choices=MODES, help="quantised variants to write")
     parser.add_argument("--om-profile", action="store_true", help="also write the static Ascend profile to OUT/om")
     parser.add_argument("--om-frames", type=int, default=DEFAULT_FRAMES, help="encoder input frames per window")
@@ -78,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="earlier chunks the streaming encoder attends to (its fixed cache)")
     parser.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE, help="largest accepted |ONNX - PyTorch|")
     args = parser.parse_args(argv)
+    if args.format == "sherpa-onnx" and (args.quantize or args.om_profile or args.streaming_chunk is not None):
+        parser.error("--quantize, --om-profile and --streaming-chunk apply to --format onnx only")
+    if args.format == "sherpa-onnx":
+        return export_sherpa(args)
 
     try:
         loaded = load_model_file(args.model)

@@ -16,10 +16,13 @@ anything (the stored ``model_config`` is only checked against the model registry
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from asr.data.lengths import TrainingLengths
 from asr.features.cmvn import GlobalCMVN
@@ -27,7 +30,20 @@ from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
 from asr.utils.untrusted import parse_json
 
-FORMAT_VERSION = 1
+# 2: fbank_options, decoder_conventions, model_type and producer added (everything an independent runtime needs);
+#    the optional streaming part (encoder_chunk.onnx, with the 'streaming' key on it alone) came in this version too:
+#    a folder exported without it is exactly the non-streaming folder.
+FORMAT_VERSION = 2
+PRODUCER = "mandarin-asr"  # the package (pyproject.toml); ``producer`` metadata is "NAME VERSION"
+
+# How the exported decoder part reads its hypotheses and what it scores (baked into the graph; a reader must
+# follow them to use ``decoder.onnx``): ``hyps`` hold token ids only, neither <sos> nor <eos>, padded with any
+# id past ``hyps_lens``; the graph prepends <sos> and scores every token and then <eos>, and returns the sum of
+# their log-probabilities (not length-normalised), mixed with the right-to-left decoder's by the model's own
+# ``reverse_weight`` when it has one.
+DECODER_CONVENTIONS = {"sos_in_hyps": False, "eos_in_hyps": False, "sos_prepended_inside": True,
+                       "eos_scored": True, "score": "sum_log_prob", "length_normalised": False,
+                       "padding": "ignored_past_hyps_lens"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,10 @@ METADATA_KEYS: dict[str, tuple[str, str]] = {
     "tokenizer": ("json", "the units (asr.tokenizer)"),
     "model_config": ("json", "the architecture, as in the model file (checked, never built here)"),
     "profile": ("json", '{"kind": "dynamic"} or the static profile (asr.export.om.static_profile)'),
+    "fbank_options": ("json", "every Kaldi fbank option, the x32768 waveform scale included (Fbank.kaldi_options)"),
+    "decoder_conventions": ("json", "what decoder.onnx takes and scores (DECODER_CONVENTIONS)"),
+    "model_type": ("str", "the architecture in one word (model_type())"),
+    "producer": ("str", "the exporting package and its version, 'mandarin-asr 0.1.0'"),
 }
 OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
     "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
@@ -107,6 +127,7 @@ OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
                                  "model file has them"),
 }
 PROFILE_KINDS = ("dynamic", "static")
+PRODUCER_PATTERN = re.compile(r"[A-Za-z0-9._+-]{1,40} [A-Za-z0-9._+-]{1,40}")
 
 
 def metadata_props(values: dict) -> dict[str, str]:
@@ -169,7 +190,7 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
                          f"to it (this file is the {out['part']} part)")
     if "streaming" in out:
         check_streaming(out["streaming"], f"{where}: metadata key 'streaming'")
-    from asr.model.subsampling import SUBSAMPLING_LAYERS  # noqa: PLC0415
+    from asr.model.frames import SUBSAMPLING_LAYERS  # noqa: PLC0415
 
     if out["subsampling"] not in SUBSAMPLING_LAYERS:
         raise ValueError(f"{where}: metadata key 'subsampling' is {out['subsampling']!r}, expected one of "
@@ -179,12 +200,33 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
         raise ValueError(f"{where}: metadata key 'profile' must be an object with kind in {list(PROFILE_KINDS)}")
     if profile["kind"] == "static":
         check_static_profile(profile, f"{where}: metadata key 'profile'")
+    expected = Fbank.from_dict(out["features"], f"{where}: metadata key 'features'").kaldi_options()
+    if out["fbank_options"] != expected:
+        raise ValueError(f"{where}: metadata key 'fbank_options' must be exactly the options of 'features' "
+                         f"({sorted(expected)}), as this code computes them")
+    if out["decoder_conventions"] != DECODER_CONVENTIONS:
+        raise ValueError(f"{where}: metadata key 'decoder_conventions' must be {DECODER_CONVENTIONS}")
+    if not PRODUCER_PATTERN.fullmatch(out["producer"]):
+        raise ValueError(f"{where}: metadata key 'producer' must be 'NAME VERSION' (letters, digits, . + -), "
+                         f"got {out['producer'][:40]!r}")
     if "training_lengths" in out:
         TrainingLengths.from_dict(out["training_lengths"], f"{where}: metadata key 'training_lengths'")
-    from asr.model.registry import check_model_config  # noqa: PLC0415 (the registry imports the model classes)
+    from asr.model.config_schema import check_model_config  # noqa: PLC0415
 
     check_model_config(out["model_config"], f"{where}: metadata key 'model_config'")
+    if out["model_type"] != model_type(out["model_config"]):
+        raise ValueError(f"{where}: metadata key 'model_type' is {out['model_type'][:40]!r}, the model config "
+                         f"says {model_type(out['model_config'])!r}")
     return out
+
+
+def model_type(model_config: dict) -> str:
+    """One word for the architecture of a checked model config: the encoder (``conformer``, or ``transformer`` when
+    its convolution module is off), the heads, and ``_bidirectional`` with a right-to-left decoder, e.g.
+    ``conformer_ctc_attention`` (what a runtime shows or dispatches on)."""
+    encoder = "conformer" if model_config["encoder"].get("use_conv", True) else "transformer"
+    bidirectional = model_config.get("r2l_decoder") is not None
+    return f"{encoder}_ctc_attention" + ("_bidirectional" if bidirectional else "")
 
 
 STATIC_PROFILE_SIZES = ("frames", "batch", "enc_frames", "num_hyps", "max_tokens")
@@ -220,17 +262,74 @@ def check_streaming(streaming: dict, where: str) -> dict:
     return streaming
 
 
+def _varint(read) -> int | None:
+    """The next protobuf varint from ``read(1)`` calls (None at the end of the input)."""
+    value = shift = 0
+    while byte := read(1):
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("a varint longer than 10 bytes")
+    if shift:
+        raise ValueError("the input ends inside a varint")
+    return None
+
+
+def _fields(stream: io.BufferedIOBase, wanted: int):
+    """The bytes of each length-delimited top-level field numbered ``wanted`` of a protobuf message; the other
+    fields are skipped (seeked over, never read)."""
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    while (key := _varint(stream.read)) is not None:
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            if _varint(stream.read) is None:
+                raise ValueError("the input ends inside a field")
+            continue
+        if wire == 2:
+            length = _varint(stream.read)
+        elif wire in (1, 5):
+            length = 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire} is not protobuf 3's")
+        if length is None or stream.tell() + length > size:
+            raise ValueError("a field runs past the end")
+        if number == wanted and wire == 2:
+            yield stream.read(length)
+        else:
+            stream.seek(length, io.SEEK_CUR)
+
+
+MODEL_METADATA_PROPS = 14  # ModelProto.metadata_props (onnx.proto): repeated StringStringEntryProto {key = 1; value = 2}
+
+
+def onnx_metadata_props(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, read from its protobuf encoding without the ``onnx`` package (the
+    runtime installs only onnxruntime); the graph is skipped, not read.
+
+    Raises:
+        ValueError: the file is not a protobuf message (naming it).
+    """
+    props = {}
+    try:
+        with open(path, "rb") as f:
+            for entry in _fields(f, MODEL_METADATA_PROPS):
+                key, value = (b"".join(_fields(io.BytesIO(entry), n)).decode("utf-8") for n in (1, 2))
+                props[key] = value
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not an ONNX file ({e})") from None
+    return props
+
+
 def read_file_metadata(path: str | os.PathLike) -> dict:
     """The checked metadata of one exported ONNX file (see :func:`parse_metadata`)."""
-    import onnx  # noqa: PLC0415 (only readers of ONNX files need it)
-
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such ONNX file (export one with `python -m asr.export`)")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends: name the file, whatever it was
-        raise ValueError(f"{path}: not an ONNX file ({type(e).__name__})") from None
-    return parse_metadata({p.key: p.value for p in proto.metadata_props}, str(path))
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f"{path}: not an ONNX file (empty)")
+    return parse_metadata(onnx_metadata_props(path), str(path))
 
 
 def read_folder_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
@@ -243,17 +342,34 @@ def read_folder_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
     Returns:
         The encoder file's metadata.
     """
-    metas = {part: read_file_metadata(Path(model_dir) / spec.file) for part, spec in PARTS.items()}
+    return read_parts_metadata({part: Path(model_dir) / spec.file for part, spec in PARTS.items()}, kind, str(model_dir))
+
+
+def read_parts_metadata(paths: Mapping[str, str | os.PathLike], kind: str, where: str) -> dict:
+    """Like :func:`read_folder_metadata` for part files wherever they lie (a Triton model repository keeps each
+    part in a folder of its own, as ``PART/1/model.onnx``).
+
+    Args:
+        paths: each part of :data:`PARTS` -> its file.
+        kind: ``"dynamic"`` or ``"static"``.
+        where: what the files are, for messages.
+
+    Returns:
+        The encoder file's metadata.
+    """
+    if set(paths) != set(PARTS):
+        raise ValueError(f"{where}: needs the parts {list(PARTS)}, got {sorted(paths)}")
+    metas = {part: read_file_metadata(paths[part]) for part in PARTS}
     for part, meta in metas.items():
         if meta["part"] != part:
-            raise ValueError(f"{Path(model_dir) / PARTS[part].file}: holds the {meta['part']} part")
+            raise ValueError(f"{paths[part]}: holds the {meta['part']} part")
     versions = {part: m["model_version"] for part, m in metas.items()}
     if len(set(versions.values())) != 1:
-        raise ValueError(f"{model_dir}: files come from different models {versions}; re-export the folder")
+        raise ValueError(f"{where}: files come from different models {versions}; re-export the folder")
     found = metas["encoder"]["profile"]["kind"]
     if found != kind:
         hint = "use the om backend (runtime onnxruntime)" if found == "static" else "export a static profile"
-        raise ValueError(f"{model_dir}: holds a {found}-shape export, a {kind} one is needed ({hint})")
+        raise ValueError(f"{where}: holds a {found}-shape export, a {kind} one is needed ({hint})")
     return metas["encoder"]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from asr.export.format import PARTS, metadata_props
+from asr.export.format import DECODER_CONVENTIONS, PARTS, PRODUCER, metadata_props, model_type
 from asr.export.wrappers import WRAPPERS, explicit_attention
 from asr.model.subsampling import SUBSAMPLING_LAYERS, min_input_length, subsampled_length
 from asr.modelfile import LoadedModel
@@ -39,6 +39,16 @@ def file_digest(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def producer_version() -> str:
+    """The installed package's version (``0+unknown`` when running from a tree that is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version(PRODUCER)
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def export_metadata(loaded: LoadedModel, model_version: str, profile: dict) -> dict:
@@ -67,6 +77,10 @@ def export_metadata(loaded: LoadedModel, model_version: str, profile: dict) -> d
         "tokenizer": loaded.tokenizer.to_dict(),
         "model_config": loaded.meta["model_config"],
         "profile": profile,
+        "fbank_options": loaded.fbank.kaldi_options(),
+        "decoder_conventions": DECODER_CONVENTIONS,
+        "model_type": model_type(loaded.meta["model_config"]),
+        "producer": f"{PRODUCER} {producer_version()}",
         "training_lengths": loaded.training_lengths.to_dict() if loaded.training_lengths else None,
     }
 

@@ -6,11 +6,15 @@ log energies match Kaldi's and ``kaldi-native-fbank``'s.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-
-import torch
-import torchaudio.compliance.kaldi as kaldi
+from typing import TYPE_CHECKING
 
 from asr.utils.untrusted import check_fields
+
+if TYPE_CHECKING:
+    import torch
+
+# What the features assume about the waveform: samples in [-1, 1] are multiplied by this before Kaldi's fbank.
+WAVEFORM_SCALE = 32768.0
 
 
 @dataclass
@@ -35,7 +39,10 @@ class Fbank:
     def __call__(self, wav: torch.Tensor) -> torch.Tensor:
         """Args: wav: (1, N) or (N,) float in [-1, 1]. Returns: feats (T, num_mel_bins) float32 (T = 0 when N is
         shorter than one window)."""
-        wav = wav.reshape(1, -1).float() * 32768.0
+        import torch  # noqa: PLC0415 (the settings are read without torch by the exported-model runtime)
+        import torchaudio.compliance.kaldi as kaldi  # noqa: PLC0415
+
+        wav = wav.reshape(1, -1).float() * WAVEFORM_SCALE
         if self.num_frames(wav.shape[1]) == 0:
             return torch.zeros(0, self.num_mel_bins)
         return kaldi.fbank(
@@ -51,6 +58,16 @@ class Fbank:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def kaldi_options(self) -> dict:
+        """Every option of the computation, Kaldi's names and values, including the fixed ones (what an
+        independent implementation such as kaldi-native-fbank must be given to compute the same features)."""
+        return {"waveform_scale": WAVEFORM_SCALE, "sample_rate": self.sample_rate,
+                "frame_length_ms": self.frame_length_ms, "frame_shift_ms": self.frame_shift_ms,
+                "num_mel_bins": self.num_mel_bins, "dither": self.dither, "preemphasis": self.preemphasis,
+                "window_type": "povey", "snip_edges": True, "remove_dc_offset": True, "round_to_power_of_two": True,
+                "low_freq": 20.0, "high_freq": 0.0, "energy_floor": 0.0, "use_energy": False, "raw_energy": True,
+                "use_log_fbank": True, "use_power": True, "htk_compat": False}
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "features") -> "Fbank":

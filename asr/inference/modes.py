@@ -24,10 +24,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
-import torch
 
 from asr.decoding.arrays import to_numpy
-from asr.decoding.attention_beam import attention_beam_search
 from asr.decoding.ctc_greedy import ctc_greedy_search
 from asr.decoding.ctc_prefix_beam import Nbest, ctc_prefix_beam_search_batch
 from asr.decoding.rescoring import attention_rescoring
@@ -42,15 +40,15 @@ class Encoded:
     """One batch after the encoder, read by every mode.
 
     Attributes:
-        enc_out: (B, T', D) float, on the backend's device.
-        enc_lens: (B,) int64, on the backend's device.
+        enc_out: (B, T', D) float, as the backend returned it (a NumPy array, or a tensor on its device).
+        enc_lens: (B,) int64, as the backend returned it.
         ctc_log_probs: (B, T', V) float NumPy array.
         lens: (B,) int NumPy array, ``enc_lens``.
         shared_seconds: seconds each :meth:`shared` result took to compute.
         used: names of the shared results asked for since the set was last cleared.
     """
 
-    def __init__(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ctc_log_probs: np.ndarray):
+    def __init__(self, enc_out: Any, enc_lens: Any, ctc_log_probs: np.ndarray):
         self.enc_out, self.enc_lens = enc_out, enc_lens
         self.ctc_log_probs, self.lens = ctc_log_probs, to_numpy(enc_lens)
         self.shared_seconds: dict[str, float] = {}
@@ -100,6 +98,8 @@ def _ctc_prefix_beam_search(rec: Recognizer, enc: Encoded) -> list[list[int]]:
 
 
 def _attention(rec: Recognizer, enc: Encoded) -> list[list[int]]:
+    from asr.decoding.attention_beam import attention_beam_search  # noqa: PLC0415 (torch; only torch has decoder_step)
+
     tok, hyps = rec.tokenizer, []
     for b, num_frames in enumerate(enc.lens.tolist()):
         if num_frames == 0:  # too short for the encoder's subsampling: nothing to recognise

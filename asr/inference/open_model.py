@@ -1,12 +1,10 @@
 """Open a model file or an exported folder on the backend that fits it, as a :class:`Recognizer`.
 
-Shared by ``asr-transcribe`` and ``asr.decode`` so that both run the same backend the same way.
+Shared by ``asr-transcribe``, ``asr.decode`` and ``asr.serve`` so that all run the same backend the same way.
 """
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
 
 from asr.export.format import training_lengths
 from asr.inference.backends.om_backend import OMBackend
@@ -23,7 +21,8 @@ def guess_backend(model: str | Path) -> str:
 
 
 def open_recognizer(model: str, backend: str | None = None, threads: int | None = None, om_runtime: str = "acl",
-                    device: str = "cpu", chunk_size: int = 0, num_left_chunks: int = -1, **kwargs) -> Recognizer:
+                    device: str = "cpu", providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                    chunk_size: int = 0, num_left_chunks: int = -1, **kwargs) -> Recognizer:
     """A Recognizer on the backend that fits ``model``.
 
     Args:
@@ -33,6 +32,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
         threads: CPU threads (None = the library's default).
         om_runtime: ``acl`` (NPU) or ``onnxruntime`` (the static ONNX files on CPU), for the om backend.
         device: where the torch backend runs.
+        providers: ONNX Runtime execution providers, in order of preference, for the onnxruntime backend.
         chunk_size, num_left_chunks: > 0: the torch backend encodes whole utterances under a streaming model's chunk
             mask (:class:`TorchBackend`); exported folders encode with full context (their streaming encoder runs
             in ``Recognizer.stream``), so they refuse a chunk size.
@@ -51,6 +51,11 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
     if backend == "torch":
         if not path.is_file():
             raise ValueError(f"{model}: the torch backend needs a model file (.safetensors), not a folder")
+        try:
+            import torch  # noqa: PLC0415 (the torch backend only: the exported-model runtime has no torch)
+        except ImportError:
+            raise ValueError("the torch backend needs torch (pip install 'mandarin-asr[train]'); an exported "
+                             "folder runs without it (--backend onnxruntime or om)") from None
         if threads:
             torch.set_num_threads(threads)
         return Recognizer.from_model_file(str(path), device, chunk_size=chunk_size, num_left_chunks=num_left_chunks,
@@ -60,7 +65,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
                          f"only; the {backend} backend streams with Recognizer.stream (asr-transcribe --streaming)")
     if not path.is_dir():
         raise ValueError(f"{model}: the {backend} backend needs a folder written by `python -m asr.export`")
-    runner = (OnnxRuntimeBackend(path, num_threads=threads) if backend == "onnxruntime"
+    runner = (OnnxRuntimeBackend(path, num_threads=threads, providers=providers) if backend == "onnxruntime"
               else OMBackend(path, runtime=om_runtime, num_threads=threads))
     return Recognizer(runner, runner.tokenizer, runner.fbank, runner.cmvn,
                       training_lengths=training_lengths(runner.meta), **kwargs)

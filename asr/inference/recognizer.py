@@ -2,6 +2,9 @@
 
 The modes are a table passed in (:data:`asr.inference.modes.MODES` by default; with an LM, add
 ``asr.inference.lm_modes.LM_MODES`` and give the recognizer the LM and graph they need).
+
+Nothing here imports torch: features, lengths and search are NumPy (features and ``enc_out`` may be tensors
+when the backend is PyTorch's), so the exported-model backends run where torch is not installed.
 """
 from __future__ import annotations
 
@@ -11,18 +14,14 @@ from collections import Counter
 from typing import Any, Mapping
 
 import numpy as np
-import torch
 
 from asr.data.lengths import TrainingLengths
-from asr.data.pipeline import SamplePipeline
 from asr.decoding.arrays import to_numpy
 from asr.features.cmvn import GlobalCMVN
-from asr.features.fbank import Fbank
-from asr.inference.backends.base import Backend, UnsupportedOperation
-from asr.inference.backends.torch_backend import TorchBackend
+from asr.inference.backends.base import Array, Backend, UnsupportedOperation
+from asr.inference.features import feature_path, pad_features
 from asr.inference.modes import MODES, Encoded, Mode
 from asr.inference.streaming import EndpointRule, Stream
-from asr.modelfile import load_model_file
 from asr.tokenizer import Tokenizer
 
 # What a mode's need is called where the user sets it, for the message when it is missing.
@@ -35,7 +34,9 @@ class Recognizer:
     Args:
         backend: runs the network (see :class:`asr.inference.backends.base.Backend`).
         tokenizer: the model's units.
-        fbank, cmvn: the model's feature extraction and normalisation (as in training).
+        fbank, cmvn: the model's feature extraction and normalisation: the training fbank
+            (:class:`asr.features.fbank.Fbank`), or its kaldi-native-fbank twin without torch
+            (:class:`asr.features.kaldi_native.KaldiNativeFbank`, what the exported-model backends give).
         beam: width of CTC prefix beam search and of attention beam search.
         nbest: CTC hypotheses rescored by ``attention_rescoring``.
         ctc_weight: weight of the CTC score in ``attention_rescoring``.
@@ -59,7 +60,7 @@ class Recognizer:
             shared results it used (in full, even when another mode computed them) and its own search.
     """
 
-    def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Fbank, cmvn: GlobalCMVN, beam: int = 10,
+    def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Any, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
                  blank_skip_threshold: float | None = None, reverse_weight: float | None = None,
                  modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None,
@@ -68,16 +69,19 @@ class Recognizer:
         self.reverse_weight = reverse_weight
         backend.set_reverse_weight(reverse_weight)
         self.modes, self.lm, self.graph = modes, lm, graph
-        self.pipeline = SamplePipeline(fbank, cmvn, tokenizer=None)  # the training feature path, without labels
+        self.pipeline = feature_path(fbank, cmvn)  # the training feature path (or its torch-free twin)
         self.beam, self.nbest, self.ctc_weight = beam, nbest, ctc_weight
         self.attention_ctc_weight, self.blank_skip_threshold = attention_ctc_weight, blank_skip_threshold
         self.seconds: Counter[str] = Counter()
 
     @classmethod
-    def from_model_file(cls, path: str | os.PathLike, device: str | torch.device = "cpu", chunk_size: int = 0,
+    def from_model_file(cls, path: str | os.PathLike, device: Any = "cpu", chunk_size: int = 0,
                         num_left_chunks: int = -1, **kwargs) -> Recognizer:
         """A recognizer on the PyTorch backend (``chunk_size``, ``num_left_chunks``: as :class:`TorchBackend`);
         ``kwargs`` are the other arguments of ``__init__``."""
+        from asr.inference.backends.torch_backend import TorchBackend  # noqa: PLC0415 (torch only here)
+        from asr.modelfile import load_model_file  # noqa: PLC0415
+
         loaded = load_model_file(path, device)
         backend = TorchBackend(loaded.model, device, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
         return cls(backend, loaded.tokenizer, loaded.fbank, loaded.cmvn, training_lengths=loaded.training_lengths,
@@ -104,12 +108,12 @@ class Recognizer:
                                                "have no decoder step): use attention_rescoring or the torch backend")
                 raise ValueError(f"decoding mode {name} needs {NEED_SETTINGS[need]}")
 
-    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> Encoded:
+    def encode(self, feats: Array, feats_lens: Array) -> Encoded:
         """Args: feats: (B, T, F) normalised features; feats_lens: (B,) int64."""
         enc_out, enc_lens = self.backend.encode(feats, feats_lens)
         return Encoded(enc_out, enc_lens, to_numpy(self.backend.ctc_log_probs(enc_out)))
 
-    def decode_ids(self, feats: torch.Tensor, feats_lens: torch.Tensor, modes: list[str]) -> dict[str, list[list[int]]]:
+    def decode_ids(self, feats: Array, feats_lens: Array, modes: list[str]) -> dict[str, list[list[int]]]:
         """Token ids of the best hypothesis of every utterance in every mode, the encoder run once.
 
         Args:
@@ -122,13 +126,13 @@ class Recognizer:
             ``backend.min_input_frames``.
         """
         self.check_modes(modes)
-        long_enough = feats_lens >= self.backend.min_input_frames  # (B,)
+        long_enough = to_numpy(feats_lens) >= self.backend.min_input_frames  # (B,)
         if not bool(long_enough.all()):
-            keep = long_enough.nonzero().flatten().tolist()
+            keep = np.flatnonzero(long_enough).tolist()
             out = {mode: [[] for _ in range(len(feats_lens))] for mode in modes}
             if keep:
                 lens = feats_lens[keep]
-                kept = self.decode_ids(feats[keep, : int(lens.max())], lens, modes)  # (B', T, F)
+                kept = self.decode_ids(feats[keep][:, : int(lens.max())], lens, modes)  # (B', T, F)
                 for mode, hyps in kept.items():
                     for b, hyp in zip(keep, hyps):
                         out[mode][b] = hyp
@@ -147,12 +151,12 @@ class Recognizer:
             self.seconds[mode] += encoder_seconds + own + sum(enc.shared_seconds[name] for name in enc.used)
         return out
 
-    def decode_feats(self, feats: torch.Tensor, feats_lens: torch.Tensor, modes: list[str]) -> dict[str, list[str]]:
+    def decode_feats(self, feats: Array, feats_lens: Array, modes: list[str]) -> dict[str, list[str]]:
         """Like :meth:`decode_ids`, as text: mode -> B strings."""
         ids = self.decode_ids(feats, feats_lens, modes)
         return {mode: [self.tokenizer.decode(h) for h in hyps] for mode, hyps in ids.items()}
 
-    def transcribe(self, wavs: list[torch.Tensor | np.ndarray], mode: str = "attention_rescoring") -> list[str]:
+    def transcribe(self, wavs: list[Any], mode: str = "attention_rescoring") -> list[str]:
         """Recognise a list of waveforms as one batch.
 
         Args:
@@ -165,9 +169,7 @@ class Recognizer:
         """
         if not wavs:
             return []
-        feats = [self.pipeline.features(wav) for wav in wavs]  # each (T, F)
-        feats_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
-        padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
+        padded, feats_lens = pad_features([self.pipeline.features(wav) for wav in wavs])  # (B, T, F), (B,)
         return self.decode_feats(padded, feats_lens, [mode])[mode]
 
     def stream(self, chunk_size: int | None = None, num_left_chunks: int | None = None, rescore: bool = True,

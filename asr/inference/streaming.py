@@ -25,6 +25,10 @@ frame and an empty text; samples that do not fill a last 10 ms frame hop are dro
 features). :meth:`Stream.accept_waveform` after :meth:`Stream.finalize` raises :class:`StreamClosed`; audio at
 another sample rate is refused (resample the whole signal first: resampling piece by piece would not give the
 same samples).
+
+Nothing here imports torch: features, log-probabilities and the search are NumPy (a chunk's ``enc_out`` is a
+tensor on the torch backend), so an exported model streams where torch is not installed, with the same
+kaldi-native-fbank features as its whole-utterance decoding.
 """
 from __future__ import annotations
 
@@ -33,11 +37,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from asr.decoding.arrays import is_tensor, to_numpy
 from asr.decoding.ctc_prefix_beam import PrefixBeam
 from asr.decoding.rescoring import attention_rescoring
-from asr.model.subsampling import subsampled_length
+from asr.model.frames import subsampled_length
 
 if TYPE_CHECKING:
     from asr.inference.recognizer import Recognizer
@@ -83,18 +87,20 @@ class FbankStream:
     """Incremental fbank + CMVN: frames as soon as their window is complete, the same as the whole signal's.
 
     Args:
-        fbank: the model's :class:`asr.features.fbank.Fbank` (``snip_edges`` framing).
-        cmvn: the model's CMVN, or None.
+        pipeline: the recognizer's feature path (``recognizer.pipeline``): ``features(wav)`` is the fbank and CMVN
+            of the whole-utterance decoding (the training fbank, or kaldi-native-fbank for exported models), and
+            ``fbank`` gives the ``snip_edges`` framing.
     """
 
-    def __init__(self, fbank, cmvn):
-        self.fbank, self.cmvn = fbank, cmvn
+    def __init__(self, pipeline):
+        fbank = pipeline.fbank
+        self.pipeline = pipeline
         self.window = int(fbank.sample_rate * fbank.frame_length_ms / 1000)
         self.hop = int(fbank.sample_rate * fbank.frame_shift_ms / 1000)
         self.pieces: list[np.ndarray] = []  # samples not yet turned into frames, in order
         self.pending = 0  # their count
 
-    def accept(self, samples: np.ndarray) -> torch.Tensor | None:
+    def accept(self, samples: np.ndarray) -> np.ndarray | None:
         """Args: samples: (N,) float32. Returns: (frames, F) float32, the frames completed by these samples, or
         None when they complete none."""
         if len(samples):
@@ -104,10 +110,10 @@ class FbankStream:
             return None
         wave = np.concatenate(self.pieces) if len(self.pieces) > 1 else self.pieces[0]
         frames = 1 + (len(wave) - self.window) // self.hop
-        feats = self.fbank(torch.from_numpy(wave[: (frames - 1) * self.hop + self.window]))  # (frames, F)
+        feats = self.pipeline.features(wave[: (frames - 1) * self.hop + self.window])  # (frames, F)
         rest = wave[frames * self.hop :]
         self.pieces, self.pending = ([rest] if len(rest) else []), len(rest)
-        return self.cmvn(feats) if self.cmvn is not None else feats
+        return to_numpy(feats).astype(np.float32, copy=False)
 
 
 class Stream:
@@ -134,10 +140,10 @@ class Stream:
         self.lm = recognizer.lm if use_lm else None
         fbank = recognizer.pipeline.fbank
         self.sample_rate = fbank.sample_rate
-        self.features = FbankStream(fbank, recognizer.pipeline.cmvn)
+        self.features = FbankStream(recognizer.pipeline)
         self.frame_seconds = chunk_encoder.stride // chunk_encoder.chunk_size * fbank.frame_shift_ms / 1000
         self.max_segment_frames = self._max_segment_frames()
-        self.feats = torch.zeros(0, fbank.num_mel_bins)  # (T, F) features not yet consumed by a chunk
+        self.feats = np.zeros((0, fbank.num_mel_bins), dtype=np.float32)  # (T, F) features not yet consumed by a chunk
         self.segments: list[StreamSegment] = []
         self.samples_seen = 0
         self.finalized = False
@@ -167,7 +173,7 @@ class Stream:
     def _new_segment(self) -> None:
         self.search = PrefixBeam(self.rec.beam, self.rec.tokenizer.blank_id, self.rec.blank_skip_threshold,
                                  self.lm.scorer if self.lm is not None else None)
-        self.segment_enc: list[torch.Tensor] = []  # (1, C', D) chunks of the open segment
+        self.segment_enc: list[Any] = []  # (1, C', D) chunks of the open segment (arrays, or tensors)
         self.segment_frames = 0
         self.trailing_blank = 0  # encoder frames since the last non-blank best unit
         self.last_speech = -1  # segment frame of the last non-blank best unit
@@ -189,7 +195,7 @@ class Stream:
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(f"the model takes {self.sample_rate} Hz audio, got {sample_rate} Hz: resample the whole "
                              "signal first (e.g. torchaudio.functional.resample)")
-        x = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else np.asarray(samples)
+        x = to_numpy(samples)
         if x.ndim == 2 and x.shape[0] == 1:
             x = x[0]
         if x.ndim != 1:
@@ -203,22 +209,22 @@ class Stream:
         self.samples_seen += len(x)
         new = self.features.accept(x)
         if new is not None:
-            self.feats = torch.cat([self.feats, new]) if len(self.feats) else new
+            self.feats = np.concatenate([self.feats, new]) if len(self.feats) else new
             self._run_chunks(final=False)
 
     def _run_chunks(self, final: bool) -> None:
         """Encode every complete chunk of the buffered features (and, when ``final``, a last short one)."""
         enc = self.encoder
-        while self.feats.size(0) >= enc.input_frames or (final and self.feats.size(0) >= enc.min_input_frames):
+        while len(self.feats) >= enc.input_frames or (final and len(self.feats) >= enc.min_input_frames):
             piece = self.feats[: enc.input_frames]  # (T_c, F)
-            self.feats = self.feats[enc.stride :] if piece.size(0) == enc.input_frames else self.feats[:0]
+            self.feats = self.feats[enc.stride :] if len(piece) == enc.input_frames else self.feats[:0]
             self._on_chunk(enc(piece))
 
-    def _on_chunk(self, enc_out: torch.Tensor) -> None:
+    def _on_chunk(self, enc_out: Any) -> None:
         """Search one chunk's frames, then check the endpoint rule. Args: enc_out: (1, C', D)."""
-        if enc_out.size(1) == 0:
+        if enc_out.shape[1] == 0:
             return
-        log_probs = self.rec.backend.ctc_log_probs(enc_out)[0].detach().cpu().numpy()  # (C', V)
+        log_probs = to_numpy(self.rec.backend.ctc_log_probs(enc_out))[0]  # (C', V)
         self.search.advance(log_probs)
         self.segment_enc.append(enc_out)
         speech = np.flatnonzero(log_probs.argmax(axis=1) != self.rec.tokenizer.blank_id)  # frames of the chunk
@@ -251,9 +257,10 @@ class Stream:
             nbest = sorted(((h, s + scorer.end_score(scorer.replay(h)[1])) for h, s in nbest), key=lambda h: -h[1])
         if not self.rescore:
             return nbest[0][0]
-        enc = torch.cat(self.segment_enc, dim=1)  # (1, T', D)
-        lens = torch.tensor([enc.size(1)], dtype=torch.long)
-        return attention_rescoring([nbest], enc, lens, self.rec.backend.decoder_scores, ctc_weight=self.rec.ctc_weight)[0][0]
+        enc = concatenate_frames(self.segment_enc)  # (1, T', D)
+        lens = np.array([enc.shape[1]], dtype=np.int64)
+        best = attention_rescoring([nbest], enc, lens, self.rec.backend.decoder_scores, ctc_weight=self.rec.ctc_weight)
+        return best[0][0]
 
     def _close_segment(self) -> None:
         """Finish the open segment (keep it when it has text) and start a new one with fresh caches."""
@@ -298,3 +305,13 @@ class Stream:
     def seconds(self) -> float:
         """Audio seconds accepted so far."""
         return self.samples_seen / self.sample_rate
+
+
+def concatenate_frames(chunks: list[Any]) -> Any:
+    """Chunks' (1, C', D) encoder outputs joined along time: NumPy arrays (the exported backends), or tensors on
+    their device (the torch backend, whose chunks stay where they were computed)."""
+    if is_tensor(chunks[0]):
+        import torch  # noqa: PLC0415 (the chunks are tensors: torch is there)
+
+        return torch.cat(chunks, dim=1)
+    return np.concatenate(chunks, axis=1)

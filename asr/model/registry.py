@@ -5,6 +5,7 @@ A model file (and an exported folder's metadata) stores the architecture as the 
     {"_target_": "asr.model.asr_model.ASRModel", "vocab_size": 4233, "ctc_weight": 0.3,
      "encoder": {"_target_": "asr.model.encoder.ConformerEncoder", "d_model": 256, ...}, ...}
 
+The check itself is :mod:`asr.model.config_schema`'s (torch-free, also what exported folders are checked with);
 :func:`build_model` builds it without Hydra and without importing anything by name: a ``_target_`` must be one
 of the keys of :data:`REGISTRY` exactly (each key is its class's own ``module.qualname``, so nothing is
 reached through attributes), keywords must be the class's documented ``__init__`` arguments, values are
@@ -29,9 +30,7 @@ from asr.model.asr_model import ASRModel
 from asr.model.ctc import CTCHead
 from asr.model.decoder import TransformerDecoder
 from asr.model.encoder import ConformerEncoder
-from asr.utils.untrusted import is_scalar_or_list
-
-TARGET = "_target_"
+from asr.model.config_schema import TARGET, check_model_config
 
 
 @dataclass(frozen=True)
@@ -61,45 +60,6 @@ REGISTRY: dict[str, Entry] = {qualified_name(e.cls): e for e in (
     Entry(FocalLoss),
 )}
 ROOT_CLASSES = (ASRModel,)  # what a model file's top level must build
-
-
-def _check(cfg: Any, where: str) -> Entry:
-    """Check one config node (recursively); return its registry entry."""
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{where}: expected an object with {TARGET}, got {type(cfg).__name__}")
-    target = cfg.get(TARGET)
-    if not isinstance(target, str) or target not in REGISTRY:
-        raise ValueError(f"{where}.{TARGET}: {target!r} is not a model class of this project; allowed: "
-                         f"{sorted(REGISTRY)}")
-    entry = REGISTRY[target]
-    keywords = entry.keywords()
-    for key, value in cfg.items():
-        path = f"{where}.{key}"
-        if key == TARGET:
-            continue
-        if not isinstance(key, str) or key.startswith("_"):
-            raise ValueError(f"{path}: special key {key!r} is not honoured in a config read from a file")
-        if key not in keywords:
-            raise ValueError(f"{path}: {entry.cls.__name__} has no keyword argument {key!r}; allowed: "
-                             f"{sorted(keywords)}")
-        if key in entry.module_args:
-            if value is not None:
-                _check(value, path)
-        elif not is_scalar_or_list(value):
-            raise ValueError(f"{path}: must be a string, number, boolean, null or a list of them, "
-                             f"got {type(value).__name__}")
-    missing = [name for name, p in keywords.items() if p.default is p.empty and name not in cfg]
-    if missing:
-        raise ValueError(f"{where}: {entry.cls.__name__} needs keyword argument(s) {missing}")
-    return entry
-
-
-def check_model_config(cfg: Any, where: str) -> None:
-    """Raise ValueError (starting with ``where``) unless ``cfg`` is a model config :func:`build_model` accepts."""
-    entry = _check(cfg, where)
-    if entry.cls not in ROOT_CLASSES:
-        raise ValueError(f"{where}.{TARGET}: a model file must build {[c.__name__ for c in ROOT_CLASSES]}, "
-                         f"not {entry.cls.__name__}")
 
 
 def _build(cfg: dict, where: str) -> nn.Module:

@@ -4,44 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# (kernel_size, stride) of each unpadded Conv2d + ReLU layer, applied to both time and frequency.
-SUBSAMPLING_LAYERS: dict[str, tuple[tuple[int, int], ...]] = {
-    "conv2d4": ((3, 2), (3, 2)),
-    "conv2d6": ((3, 2), (5, 3)),
-    "conv2d8": ((3, 2), (3, 2), (3, 2)),
-}
-
-
-def _layers(subsampling: str) -> tuple[tuple[int, int], ...]:
-    if subsampling not in SUBSAMPLING_LAYERS:
-        raise ValueError(f"unknown subsampling {subsampling!r}; allowed: {sorted(SUBSAMPLING_LAYERS)}")
-    return SUBSAMPLING_LAYERS[subsampling]
-
-
-def subsampled_length(lens: torch.Tensor | int, subsampling: str = "conv2d4") -> torch.Tensor | int:
-    """Number of output frames T' for T input frames, from the conv arithmetic.
-
-    Each unpadded layer maps T -> (T - kernel) // stride + 1; a result below zero is clamped to zero
-    (such an utterance is too short to produce any frame).
-
-    Args:
-        lens: (B,) int64 tensor or a Python int, input lengths T.
-        subsampling: one of ``SUBSAMPLING_LAYERS``.
-
-    Returns:
-        Output lengths T', same type and shape as ``lens``.
-    """
-    for kernel, stride in _layers(subsampling):
-        lens = (lens - kernel) // stride + 1
-    return lens.clamp(min=0) if isinstance(lens, torch.Tensor) else max(lens, 0)
-
-
-def min_input_length(subsampling: str = "conv2d4") -> int:
-    """Smallest T giving one output frame (7 for conv2d4, 11 for conv2d6, 15 for conv2d8)."""
-    length = 1
-    for kernel, stride in reversed(_layers(subsampling)):
-        length = (length - 1) * stride + kernel
-    return length
+from asr.model.frames import SUBSAMPLING_LAYERS, _layers, min_input_length, subsampled_length  # noqa: F401 (re-exported)
 
 
 class Conv2dSubsampling(nn.Module):

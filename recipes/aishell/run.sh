@@ -18,6 +18,10 @@
 #     on every backend (torch, onnxruntime, om: static profile, OM_RUNTIME=onnxruntime by default, acl on an
 #     Ascend host; the noisy set on onnxruntime only) with both VADs; long-form CER vs the same utterances
 #     decoded one by one, timestamp errors
+#   9 test conditions of the ablation benchmark (tools/make_test_conditions.py -> $data/conditions: test_long,
+#     test_noisy, test_multispk, and on the synthetic corpus test_rare and test_randomtext, read by new eSpeak
+#     speakers); decode each in every mode -> $exp/decode/SET, table of test and the conditions. Sweeps decode them
+#     with evaluate=conditions (ABLATIONS.md, "How the next sweeps run")
 # A streaming model (trained with model.encoder.causal=true, e.g. experiment=demo_streaming) is also decoded chunk by
 # chunk in stage 5 (test set, chunks of $streaming_chunks encoder frames -> $exp/decode_chunkC) and exported with its
 # streaming encoder in stage 7 (chunk 16, 4 left chunks), which then transcribes the test wav streaming too.
@@ -182,4 +186,23 @@ if run 8; then
     $PY "$ROOT/tools/score_long_form.py" --set "$data/$set/long_form.jsonl" "${score[@]}" --out "$lf/summary.json" \
       | tee "$lf/results.md"
   done
+fi
+
+if run 9; then
+  echo "== stage 9: test conditions -> $data/conditions; decode them in every mode -> $exp/decode/SET"
+  conditions=(test_long test_noisy test_multispk); domain=news
+  # the eSpeak conditions read the synthetic corpus's grammar; on real speech they would test the voice, not the model
+  if [ -f "$corpus/stats.json" ]; then
+    conditions+=(test_rare test_randomtext)
+    domain=$($PY -c "import json,sys; print(json.load(open(sys.argv[1])).get('domain', 'news'))" "$corpus/stats.json")
+  fi
+  done_already "$data/conditions/conditions.json" || $PY "$ROOT/tools/make_test_conditions.py" --data "$data" \
+    --out "$data/conditions" --conditions "${conditions[@]}" --domain "$domain"
+  for set in "${conditions[@]}"; do
+    done_already "$exp/decode/$set/attention_rescoring/summary.json" || $PY -m asr.decode \
+      model="$exp/model.safetensors" manifest="$data/conditions/$set.jsonl" out_dir="$exp/decode/$set" progress=false \
+      "${decode_overrides[@]}"
+  done
+  $PY "$ROOT/tools/results_table.py" "$exp/decode" --splits test "${conditions[@]}" --out "$exp/decode/conditions.md"
+  cat "$exp/decode/conditions.md"
 fi

@@ -15,6 +15,8 @@
 # Data: data/demo, made by `run.sh --demo` stages 0-2 when missing (data_dir=DIR to use other prepared data).
 # Rerunning skips the runs whose metrics.json says "ok" and resumes the others; a failed run is reported in the
 # table with its error. The script exits with the sweep's status after collecting.
+# Sweeps whose baselines are the same config share one set of baseline runs: list only the other arms and set
+# BASELINE_FROM=DIR (e.g. exp/ablation/posenc/rel) for the collector (ABLATIONS.md, "How the next sweeps run").
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
@@ -84,22 +86,28 @@ $PY -m asr.sweep -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@
 [ $rc -eq 0 ] || echo "== the sweep exited with status $rc: collecting what there is (failed runs are listed)" >&2
 
 echo "== ablation $name: table and plots -> $DOCS/ablation_$name.{md,png}, $DOCS/ablation_${name}_curves.png"
+borrow=(); [ -n "${BASELINE_FROM:-}" ] && borrow=(--baseline-from "$BASELINE_FROM")
 $PY "$ROOT/tools/collect_ablation.py" "$root/$name" --out-md "$DOCS/ablation_$name.md" \
-  --out-png "$DOCS/ablation_$name.png" --out-curves "$DOCS/ablation_${name}_curves.png"
+  --out-png "$DOCS/ablation_$name.png" --out-curves "$DOCS/ablation_${name}_curves.png" "${borrow[@]}"
 
-# ABLATIONS.md: every collected sweep in $DOCS, one after another, with its plots (written whole, then renamed)
+# ABLATIONS.md: every collected sweep in $DOCS, one after another, with its plots (written whole, then renamed).
+# The text between the plan markers of the current file (the plan of the next sweeps) is kept as it is.
 out=${ABLATIONS_MD:-ABLATIONS.md}
+plan_start='<!-- plan: kept as written when run_ablation.sh regenerates this file -->'; plan_end='<!-- end of plan -->'
+plan=""
+[ -f "$out" ] && plan=$(awk -v a="$plan_start" -v b="$plan_end" '$0 == a {on = 1} on {print} $0 == b {on = 0}' "$out")
 {
   echo "# Ablations"
   echo
   echo "Made by \`bash recipes/aishell/run_ablation.sh NAME\` for each sweep below; regenerated after every sweep."
   echo "Unless a sweep says otherwise: **synthetic corpus** (tools/make_synthetic_aishell.py), not AISHELL-1; the tiny"
   echo "demo model; every arm trains the same number of steps (see each table's \"steps\" column) on a 2-core CPU."
+  [ -n "$plan" ] && printf '\n%s\n' "$plan"
   for md in "$DOCS"/ablation_*.md; do
     [ -e "$md" ] || continue
     sweep=$(basename "$md" .md)
     echo
-    sed -e 's/^# /## /' -e 's/^## \(test\|dev\|Training\)$/### \1/' "$md"
+    sed -e 's/^## /### /' -e 's/^# /## /' "$md"
     echo
     echo "![CER per arm]($DOCS/$sweep.png)"
     echo "![validation CER curves]($DOCS/${sweep}_curves.png)"

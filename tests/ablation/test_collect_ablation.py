@@ -72,12 +72,12 @@ def test_means_standard_deviations_and_differences(tmp_path):
         for mode in MODES:
             base = values("base", split, mode)
             for arm in ("base", "better", "half"):
-                cell, v = table[split][arm][mode], values(arm, split, mode)
+                cell, v = table[(split, "cer")][arm][mode], values(arm, split, mode)
                 assert cell.mean == pytest.approx(statistics.mean(v))
                 assert cell.std == (pytest.approx(statistics.stdev(v)) if len(v) > 1 else None)
                 if arm != "base":
                     assert cell.diff == pytest.approx(statistics.mean(v) - statistics.mean(base))
-            assert table[split]["crashes"][mode].values == []
+            assert table[(split, "cer")]["crashes"][mode].values == []
 
 
 def test_the_markdown_cells_show_the_same_figures(tmp_path):

@@ -134,3 +134,31 @@ def test_run_folders_are_root_name_arm_seed():
     assert cfg.hydra.sweep.dir == "/x/posenc"
     assert cfg.hydra.sweep.subdir == "abs/seed2"
     assert cfg.hydra.run.dir == "/x/posenc/abs/seed2"
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_claim_names_arms_sets_modes_and_metrics_that_exist(name):
+    import collect_ablation
+    from asr.inference.modes import MODES
+    from make_test_conditions import CONDITIONS
+
+    cfg = compose_train(f"+ablation={name}")
+    for claim in cfg.ablation.get("claims") or []:
+        assert claim.claim and claim.expect in ("worse", "better")
+        assert set(claim.arms) <= set(arms(name)), claim.claim
+        splits = claim.split if OmegaConf.is_list(claim.split) else [claim.split]
+        assert set(splits) <= {"test", "dev", *CONDITIONS}, claim.claim
+        assert claim.mode in MODES and claim.get("baseline_mode", claim.mode) in MODES
+        assert claim.get("metric", "cer") in collect_ablation.METRICS
+        if claim.get("metric") == "focus":
+            assert splits == ["test_rare"]  # the only set whose rows list focus characters
+
+
+def test_the_four_idea_sweeps_state_their_claims():
+    for name in ("posenc", "focal", "sampling", "augment"):
+        assert compose_train(f"+ablation={name}").ablation.claims, name
+
+
+def test_the_second_corpus_runs_the_demo_unchanged():
+    demo, daily = (OmegaConf.to_container(compose_train(f"experiment={e}")) for e in ("demo", "demo_daily"))
+    assert {k for k in demo if demo[k] != daily[k]} == {"exp_dir"} and daily["exp_dir"] == "exp/demo_daily"

@@ -81,3 +81,15 @@ def test_a_crashing_run_leaves_metrics_json_failed_and_the_collector_lists_it(tm
     assert r.returncode == 0, r.stderr
     assert "| abs | 0/1 | failed |" in r.stdout
     assert f"`abs/seed1`: **failed**: {m['error']}" in r.stdout
+
+
+def test_a_missing_test_condition_fails_the_run_before_training(prepared_synthetic, tmp_path):
+    root = tmp_path / "ablation"
+    r = subprocess.run([sys.executable, "-m", "asr.sweep", "+ablation=posenc", "+ablation/posenc=abs", "seed=1",
+                        f"ablation.root={root}", f"data_dir={prepared_synthetic}", "evaluate=conditions"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode != 0
+    run = root / "posenc" / "abs" / "seed1"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["status"] == "failed" and "test_long" in m["error"] and "conditions/test_long.jsonl" in m["error"]
+    assert not (run / "checkpoints").exists()  # nothing was trained

@@ -18,7 +18,9 @@ from asr.decode import decode_manifest, run
 from asr.inference.modes import MODES as DEFAULT_MODES
 from asr.inference.recognizer import Recognizer
 from asr.modelfile import load_model_file
+from asr.utils.io import read_jsonl, write_jsonl
 from conftest import ROOT
+from tests.decoding.test_cer import edit_distance
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +69,35 @@ def test_decode_writes_every_mode_and_its_cer_is_jiwers(tiny_model_file, short_m
         assert s["utterances"] == len(rows) and s["failed"] == 0 and s["rtf"] > 0
         assert s["audio_seconds"] == pytest.approx(sum(row["duration"] for row in rows))
         assert (out / mode / "errors.txt").read_text(encoding="utf-8").startswith(f"CER {100 * s['cer']:.2f}%")
+        per_utt = list(read_jsonl(out / mode / "utterances.jsonl"))
+        assert [r["id"] for r in per_utt] == list(refs)
+        for r in per_utt:  # each utterance's counts are its edit distance
+            assert r["substitutions"] + r["deletions"] + r["insertions"] == edit_distance(refs[r["id"]], hyps[r["id"]])
+        assert sum(r["substitutions"] + r["deletions"] + r["insertions"] for r in per_utt) == round(
+            s["cer"] * s["ref_chars"])
+        assert "focus" not in s
     tokenizer = load_model_file(tiny_model_file).tokenizer
     oov_ids = [line.split("\t")[0] for line in (out / "oov.tsv").read_text(encoding="utf-8").splitlines()]
     assert oov_ids == [u for u, ref in refs.items() if tokenizer.oov(ref)]
     assert (out / "failed.tsv").read_text() == ""
+
+
+def test_a_manifest_with_focus_characters_is_also_scored_on_them(tiny_model_file, short_manifest, tmp_path):
+    rows = list(Manifest(short_manifest))
+    for row in rows:
+        row["focus_chars"] = normalize_text(row["text"])[:2]
+    manifest = tmp_path / "focus.jsonl"
+    write_jsonl(manifest, rows)
+    rec = Recognizer.from_model_file(tiny_model_file, "cpu")
+    summaries = decode_manifest(rec, manifest, tmp_path / "out", ["ctc_greedy_search"], progress=False)
+    focus = summaries["ctc_greedy_search"]["focus"]
+    chars = set("".join(row["focus_chars"] for row in rows))
+    assert focus["characters"] == "".join(sorted(chars))
+    assert focus["ref_chars"] == sum(c in chars for row in rows for c in normalize_text(row["text"]))
+    per_utt = list(read_jsonl(tmp_path / "out" / "ctc_greedy_search" / "utterances.jsonl"))
+    errors = focus["substitutions"] + focus["deletions"] + focus["insertions"]
+    assert errors == sum(r["focus_errors"] for r in per_utt)
+    assert focus["cer"] == pytest.approx(errors / focus["ref_chars"])
 
 
 def test_missing_audio_is_listed_and_the_rest_decoded(tiny_model_file, short_manifest, tmp_path):

@@ -66,3 +66,39 @@ def test_error_file_and_aligned_view(tmp_path):
     assert ref_line.split() == ["我", "们", "北", "*"] and hyp_line.split() == ["我", "门", "*", "A"]
     assert op_line.split() == ["S", "D", "I"]
     assert op_line.index("S") == 3  # two-column CJK characters plus one space: ops sit under their column
+
+
+def test_focus_stats_on_every_character_is_the_whole_score_and_on_none_is_nothing():
+    from asr.decoding.cer import ErrorStats, focus_stats
+
+    report = compute_cer(REFS, HYPS)
+    everything = set("".join(REFS.values()) + "".join(HYPS.values()))
+    for u in report.utts:
+        assert focus_stats(u, everything) == u.stats
+        assert focus_stats(u, set()) == ErrorStats()
+
+
+def test_focus_stats_counts_what_happens_to_the_focus_characters():
+    from asr.decoding.cer import focus_stats
+
+    # ref 我们去北京 -> hyp 我门去京: 们->门 substituted, 北 deleted; 人工智能 -> 人工智能啊啊: 2 insertions
+    report = compute_cer({"a": "我们去北京", "b": "人工智能"}, {"a": "我门去京", "b": "人工智能啊啊"})
+    a, b = report.utts
+    assert (focus_stats(a, {"们", "京"}).substitutions, focus_stats(a, {"们", "京"}).ref_len) == (1, 2)
+    assert focus_stats(a, {"北"}).deletions == 1 and focus_stats(a, {"北"}).cer == 1.0
+    assert focus_stats(a, {"门"}).errors == 0  # a substitution into a focus character is not counted
+    assert focus_stats(b, {"啊"}).insertions == 2 and focus_stats(b, {"啊"}).ref_len == 0
+    assert focus_stats(b, {"人"}).cer == 0.0
+
+
+def test_per_utterance_rows_add_up_to_the_total():
+    from asr.decoding.cer import per_utterance
+
+    report = compute_cer(REFS, HYPS)
+    rows = per_utterance(report, {"们", "京", "啊"})
+    assert [r["id"] for r in rows] == list(REFS)
+    for key, total in (("ref_chars", report.total.ref_len), ("substitutions", report.total.substitutions),
+                       ("deletions", report.total.deletions), ("insertions", report.total.insertions)):
+        assert sum(r[key] for r in rows) == total
+    assert sum(r["focus_errors"] for r in rows) == 1 + 2 and sum(r["focus_ref_chars"] for r in rows) == 2
+    assert "focus_errors" not in per_utterance(report)[0]

@@ -43,7 +43,7 @@ def test_evaluation_records_what_decoding_and_the_checkpoint_say(tiny_run, tmp_p
     shutil.copytree(tiny_run, exp)
     modes = ["ctc_greedy_search", "attention_rescoring"]
     r = subprocess.run([sys.executable, "-m", "asr.evaluate", f"exp_dir={exp}", f"evaluate.modes=[{','.join(modes)}]",
-                        "evaluate.threads=1"], capture_output=True, text=True)
+                        "evaluate.threads=1", "+evaluate.test_sets.again=test.jsonl"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     m = json.loads((exp / "metrics.json").read_text())
     cfg = OmegaConf.load(exp / ".hydra" / "config.yaml")
@@ -56,9 +56,33 @@ def test_evaluation_records_what_decoding_and_the_checkpoint_say(tiny_run, tmp_p
                            capture_output=True, text=True)
         assert d.returncode == 0, d.stderr[-3000:]
         for mode in modes:
-            assert m["cer"][split][mode] == json.loads((out / mode / "summary.json").read_text())["cer"]
+            summary = json.loads((out / mode / "summary.json").read_text())
+            assert m["cer"][split][mode] == summary["cer"]
+            assert m["counts"][split][mode] == {k: summary[k] for k in evaluate.COUNT_KEYS if k in summary}
+    # a test set of evaluate.test_sets (relative: from the run's data_dir) is decoded and recorded like test
+    assert m["cer"]["again"] == m["cer"]["test"] and m["counts"]["again"] == m["counts"]["test"]
+    for mode in modes:
+        assert (exp / "decode" / "again" / mode / "utterances.jsonl").read_text() == \
+            (exp / "decode" / "test" / mode / "utterances.jsonl").read_text()
     # steps and time come from the last checkpoint (Lightning's Timer), throughput from the ThroughputMonitor's log
     last = read_checkpoint(exp / "checkpoints" / "last.ckpt")
     assert m["steps"] == last["global_step"] == TINY_STEPS
     assert 0 < m["train_seconds"] and m["audio_seconds_per_second"] > 0
     assert [a["step"] for a in m["averaged"]] == [TINY_STEPS]
+
+
+def test_test_sets_resolve_from_the_run_data_dir_and_a_missing_one_is_named(tmp_path):
+    (tmp_path / "conditions").mkdir()
+    (tmp_path / "conditions" / "test_long.jsonl").write_text("")
+    cfg = OmegaConf.create({"data_dir": str(tmp_path), "data": {"val_manifest": "${data_dir}/dev.jsonl",
+                                                                 "test_manifest": "${data_dir}/test.jsonl"}})
+    settings = OmegaConf.create({"test_sets": {"test_long": "conditions/test_long.jsonl",
+                                               "elsewhere": str(tmp_path / "conditions" / "test_long.jsonl")}})
+    sets = evaluate.evaluation_sets(settings, cfg)
+    assert list(sets) == ["dev", "test", "test_long", "elsewhere"]
+    assert sets["test_long"] == sets["elsewhere"] == tmp_path / "conditions" / "test_long.jsonl"
+    settings.test_sets.test_rare = "conditions/test_rare.jsonl"
+    with pytest.raises(ValueError, match="test_rare: .*conditions/test_rare.jsonl"):
+        evaluate.evaluation_sets(settings, cfg)
+    with pytest.raises(ValueError, match="'test' is the run's own test set"):
+        evaluate.evaluation_sets(OmegaConf.create({"test_sets": {"test": "x.jsonl"}}), cfg)

@@ -82,6 +82,7 @@ class FrameLocalBackend:
         return feats, feats_lens
 
     def ctc_log_probs(self, enc_out):
+        enc_out = torch.as_tensor(enc_out)
         x = enc_out - enc_out.mean(-1, keepdim=True)  # (B, T, F) the frame's spectral shape
         return (x @ self.weight).log_softmax(-1)  # (B, T, V)
 

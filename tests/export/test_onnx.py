@@ -1,7 +1,9 @@
 """Dynamic-shape ONNX export: each part against PyTorch on random sizes; metadata read back."""
 from __future__ import annotations
 
+import json
 
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -51,3 +53,31 @@ def test_the_exported_decoder_keeps_its_reverse_weight(random_onnx):
     backend.set_reverse_weight(0.0)  # the model's own
     with pytest.raises(ValueError, match="torch backend"):
         backend.set_reverse_weight(0.5)
+
+
+def test_metadata_says_everything_an_independent_reader_needs(random_loaded, random_onnx):
+    from asr.export.format import DECODER_CONVENTIONS, parse_metadata
+
+    meta = read_file_metadata(random_onnx / PARTS["encoder"].file)
+    assert meta["fbank_options"] == random_loaded.fbank.kaldi_options()
+    assert meta["fbank_options"]["waveform_scale"] == 32768 and meta["fbank_options"]["dither"] == 0
+    assert meta["decoder_conventions"] == DECODER_CONVENTIONS
+    assert meta["model_type"] == "conformer_ctc_attention" and meta["producer"].startswith("mandarin-asr ")
+    props = {p.key: p.value for p in onnx.load(str(random_onnx / PARTS["encoder"].file)).metadata_props}
+    parse_metadata(props, "encoder.onnx")  # as stored: accepted
+    for key, value in (("fbank_options", json.dumps({**meta["fbank_options"], "high_freq": -400.0})),
+                       ("model_type", "transformer_ctc_attention"), ("producer", "x" * 50)):
+        with pytest.raises(ValueError, match=key):
+            parse_metadata({**props, key: value}, "encoder.onnx")
+
+
+def test_metadata_is_read_without_the_onnx_package_as_onnx_reads_it(random_onnx, random_static, tmp_path):
+    from asr.export.format import onnx_metadata_props
+
+    for path in [*random_onnx.glob("*.onnx"), *random_static.glob("*.onnx")]:
+        assert onnx_metadata_props(path) == {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    bad = tmp_path / "encoder.onnx"
+    for data in (b"", b"not an ONNX file at all", (random_onnx / "ctc.onnx").read_bytes()[:-7]):
+        bad.write_bytes(data)
+        with pytest.raises(ValueError, match="not an ONNX file"):
+            read_file_metadata(bad)

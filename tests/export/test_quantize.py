@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import onnx
 import pytest
+import numpy as np
 import torch
 
 from asr.export.format import PARTS, read_file_metadata
@@ -56,6 +57,6 @@ def test_mixed_is_larger_than_int8_and_both_decode_like_fp32_shapes(variants, ra
     for folder, _ in variants.values():
         backend = OnnxRuntimeBackend(folder, num_threads=1)
         enc_out, enc_lens = backend.encode(feats, lens)
-        assert enc_out.shape == ref_out.shape and torch.equal(enc_lens, ref_lens)
+        assert enc_out.shape == ref_out.shape and np.array_equal(enc_lens, ref_lens)
         log_probs = backend.ctc_log_probs(enc_out)
-        assert torch.allclose(log_probs.exp().sum(-1), torch.ones(()), atol=1e-4)
+        assert np.allclose(np.exp(log_probs).sum(-1), 1.0, atol=1e-4)

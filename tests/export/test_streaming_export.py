@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from asr.data.manifest import Manifest
 from asr.export.__main__ import main as export_main
 from asr.export.format import STREAMING_PARTS, read_streaming_metadata
 from asr.export.om import static_graph_problems
@@ -19,6 +20,7 @@ from asr.inference.recognizer import Recognizer
 from asr.inference.streaming import EndpointRule
 from tests.export.conftest import join_with_silences
 from tests.export.test_om_backend_acl import FakeAcl
+from tests.export.test_torch_free import asr_transcribe, without_train  # noqa: F401 (a fixture, used by name)
 
 CHUNK, LEFT = 8, 2
 SEARCH = {"beam": 4, "nbest": 4}
@@ -118,6 +120,19 @@ def test_exported_chunk_is_the_only_one_it_runs(exported):
     # rather than decoding with full context under a chunk-16 label
     with pytest.raises(ValueError, match="torch backend only"):
         open_recognizer(str(exported), threads=1, chunk_size=CHUNK)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "om"])
+def test_exported_model_streams_without_torch(backend, exported, prepared_synthetic, without_train):
+    """asr-transcribe --streaming on an exported folder where torch cannot be imported (kaldi-native-fbank, the
+    chunk graph and the search on NumPy): the same segments as in a process that has torch."""
+    wavs = [row["audio"] for row in Manifest(prepared_synthetic / "test.jsonl")][:3]
+    folder = exported if backend == "onnxruntime" else exported / "om"
+    args = [*wavs, "--model", str(folder), "--backend", backend, "--om-runtime", "onnxruntime", "--streaming",
+            "--json"]
+    with_torch = asr_transcribe(args)
+    assert sum('"text"' in line for line in with_torch) >= len(wavs)  # a random model says plenty
+    assert asr_transcribe(args, env=without_train) == with_torch
 
 
 def edit_metadata(path: Path, **changes) -> None:

@@ -165,7 +165,8 @@ class MarkerEncoder:
     def reset(self):
         self.resets += 1
 
-    def __call__(self, feats):
+    def __call__(self, feats):  # (T_c, F) NumPy, as a stream gives them
+        feats = torch.as_tensor(feats)
         n = (feats.size(0) - 3) // 4
         return feats[: 4 * n].reshape(n, 4, -1).mean(dim=(1, 2)).reshape(1, n, 1)  # (1, C', 1)
 

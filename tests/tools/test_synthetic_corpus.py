@@ -187,3 +187,25 @@ def parse_chinese_number(words: list[str]) -> int:
                                99999999])
 def test_number_words_round_trip(n):
     assert parse_chinese_number(number_words(n)) == n
+
+
+def test_a_second_corpus_has_another_vocabulary_and_only_the_voices_asked_for(synthetic_corpus, tmp_path):
+    from synth.textgen import build_lexicon
+
+    daily = generate(tmp_path / "daily", "--domain", "daily", "--voices", "f2", "m4", "--seed", "3")
+    stats = json.loads((daily / "stats.json").read_text())
+    assert stats["domain"] == "daily" and stats["voices"] == ["f2", "m4"] and stats["homophone_rate"] == 0.0
+    chars = {c for words in transcript(daily).values() for w in words for c in w}
+    assert chars <= set(build_lexicon(engine().unspeakable, "daily").char_syllable)
+    news = {c for words in transcript(synthetic_corpus).values() for w in words for c in w}
+    assert len(chars - set(build_lexicon(engine().unspeakable).char_syllable)) > len(chars) / 3  # another vocabulary
+    assert not {"".join(w) for w in transcript(daily).values()} & {"".join(w) for w in transcript(synthetic_corpus).values()}
+    assert news - chars  # and the news words are not there
+
+
+def test_speakers_draw_from_the_voices_given_and_all_voices_is_the_default():
+    counts = [4, 2, 2]
+    every = make_synthetic_aishell.make_speakers(counts, 0, engine().variants())
+    assert make_synthetic_aishell.make_speakers(counts, 0) == every  # the default corpus is unchanged
+    some = make_synthetic_aishell.make_speakers(counts, 0, ["f1", "m8"])
+    assert {s.variant for split in some.values() for s in split} <= {"f1", "m8"}

@@ -26,9 +26,10 @@ class Speaker:
     volume: int
 
 
-def sample_speaker(speaker_id: str, rng: np.random.Generator) -> Speaker:
-    """Draw a speaker: a random ``m*``/``f*`` variant, pitch 25-75, range 30-85, rate 145-205 wpm, volume 35-70."""
-    variants = engine().variants()
+def sample_speaker(speaker_id: str, rng: np.random.Generator, variants: list[str] | None = None) -> Speaker:
+    """Draw a speaker: a random ``m*``/``f*`` variant (of ``variants``, default all), pitch 25-75, range 30-85,
+    rate 145-205 wpm, volume 35-70."""
+    variants = variants or engine().variants()
     return Speaker(speaker_id, variants[rng.integers(len(variants))], int(rng.integers(25, 76)),
                    int(rng.integers(30, 86)), int(rng.integers(145, 206)), int(rng.integers(35, 71)))
 

@@ -30,6 +30,19 @@ TEMPLATES = [
     (1, "SOURCE SAY METRIC 将 [DEGREE] RISE|FALL"),
 ]
 TOPIC_WEIGHTS = {"housing": 3, "economy": 2, "transport": 1, "tech": 1, "education": 1, "sports": 1, "weather": 1}
+# The everyday domain (synth.lexicon.DAILY_*): other sentence shapes, other words, questions and suggestions.
+DAILY_TEMPLATES = [
+    (3, "[TIME] PERSON [ADV] ACTION"),
+    (2, "[TIME] PERSON 想 去 PLACE ACTION"),
+    (2, "请问 PLACE 在 哪里"),
+    (2, "[TIME] PERSON 在 PLACE 买 了 COUNT"),
+    (1, "PLACE 的 THING 很 ADJ"),
+    (1, "[TIME] 我们 去 PLACE 吧"),
+    (1, "PERSON [ADV] 想 ACTION 吗"),
+]
+DAILY_TOPIC_WEIGHTS = {"food": 2, "shopping": 2, "travel": 1, "health": 1, "home": 1}
+# domain -> (templates, topic weights); the word lists are synth.lexicon.DOMAINS
+DOMAINS = {"news": (TEMPLATES, TOPIC_WEIGHTS), "daily": (DAILY_TEMPLATES, DAILY_TOPIC_WEIGHTS)}
 
 
 def pinyin(words: list[str]) -> list[list[str]]:
@@ -63,15 +76,17 @@ class Lexicon:
         topics: topic -> topic word classes (``SUBJ``, ``ACTION``, ``METRIC``, ``COUNT``) -> phrases.
         char_syllable: every character the generator can write -> its tone-numbered syllable.
         dropped: phrases removed because a character was a homophone, polyphone or unspeakable.
+        domain: the text domain (:data:`DOMAINS`): its templates and topic weights.
     """
 
     common: dict[str, list[str]]
     topics: dict[str, dict[str, list[str]]]
     char_syllable: dict[str, str]
     dropped: list[str]
+    domain: str = "news"
 
 
-def build_lexicon(unspeakable: Callable[[list[str]], list[str]] | None = None) -> Lexicon:
+def build_lexicon(unspeakable: Callable[[list[str]], list[str]] | None = None, domain: str = "news") -> Lexicon:
     """Prune :mod:`synth.lexicon` so that no two characters share a tone-numbered syllable.
 
     Each character has one reading, the one pypinyin gives it alone; words that read it otherwise in context
@@ -81,13 +96,17 @@ def build_lexicon(unspeakable: Callable[[list[str]], list[str]] | None = None) -
 
     Args:
         unspeakable: optional check returning the syllables the synthesiser cannot read (they are dropped).
+        domain: which word lists of :data:`synth.lexicon.DOMAINS` (news: the demo corpus; daily: everyday speech).
 
     Raises:
         ValueError: if a core word or number character is dropped, or a word class keeps fewer than 2 phrases.
     """
-    classes = dict(lx.COMMON)
-    classes |= {f"{topic}.{name}": cls for topic, tcls in lx.TOPICS.items() for name, cls in tcls.items()}
-    core = lx.CORE + list(lx.NUMBER_CHARS)
+    if domain not in lx.DOMAINS:
+        raise ValueError(f"unknown text domain {domain!r}; expected one of {sorted(lx.DOMAINS)}")
+    core_words, shared, topic_classes = lx.DOMAINS[domain]
+    classes = dict(shared)
+    classes |= {f"{topic}.{name}": cls for topic, tcls in topic_classes.items() for name, cls in tcls.items()}
+    core = core_words + list(lx.NUMBER_CHARS)
     words = list(dict.fromkeys(core + [w for cls in classes.values() for p in cls for w in p.split() if w != "_"]))
     chars = list(dict.fromkeys("".join(words)))
     alone = dict(zip(chars, (s for (s,) in pinyin(chars))))
@@ -129,9 +148,9 @@ def build_lexicon(unspeakable: Callable[[list[str]], list[str]] | None = None) -
     for name, cls in kept.items():
         if len(cls) < 2:
             raise ValueError(f"word class {name} keeps {len(cls)} phrase(s) after homophone pruning")
-    common = {name: kept[name] for name in lx.COMMON}
-    topics = {topic: {name: kept[f"{topic}.{name}"] for name in tcls} for topic, tcls in lx.TOPICS.items()}
-    return Lexicon(common, topics, {char: syl for syl, char in owner.items()}, dropped)
+    common = {name: kept[name] for name in shared}
+    topics = {topic: {name: kept[f"{topic}.{name}"] for name in tcls} for topic, tcls in topic_classes.items()}
+    return Lexicon(common, topics, {char: syl for syl, char in owner.items()}, dropped, domain)
 
 
 DIGITS = "零一二三四五六七八九"
@@ -186,10 +205,11 @@ class NewsGenerator:
     def __init__(self, lexicon: Lexicon, seed: int | np.random.SeedSequence):
         self.lexicon = lexicon
         self.rng = np.random.default_rng(seed)
-        self._templates = [t.split() for _, t in TEMPLATES]
-        self._template_cdf = np.cumsum([w for w, _ in TEMPLATES], dtype=np.float64)
-        self._topics = list(TOPIC_WEIGHTS)
-        self._topic_cdf = np.cumsum(list(TOPIC_WEIGHTS.values()), dtype=np.float64)
+        templates, topic_weights = DOMAINS[lexicon.domain]
+        self._templates = [t.split() for _, t in templates]
+        self._template_cdf = np.cumsum([w for w, _ in templates], dtype=np.float64)
+        self._topics = list(topic_weights)
+        self._topic_cdf = np.cumsum(list(topic_weights.values()), dtype=np.float64)
 
     def sentence(self) -> list[str]:
         """One sentence as a list of words, e.g. ``["今年", "北京", "的", "房价", ...]``."""

@@ -1,15 +1,16 @@
 """The interface between the recognizer and whatever runs the network (PyTorch, ONNX Runtime, ...).
 
-A backend exposes the four computations the searches need. Every tensor is a ``torch.Tensor``;
-inputs may live on any device, outputs live on the backend's ``device`` (CPU for every backend
-but PyTorch on a GPU), so an ``enc_out`` returned by :meth:`Backend.encode` can be passed back
-as is.
+A backend exposes the four computations the searches need. Inputs are NumPy arrays (a backend also
+accepts CPU torch tensors); outputs are NumPy arrays from the exported-model backends (ONNX Runtime, OM),
+which never import torch, and torch tensors on the backend's ``device`` from the PyTorch backend. Callers
+read outputs through :func:`asr.decoding.arrays.to_numpy` and pass an ``enc_out`` back to the same backend
+as it came (a GPU tensor stays on the GPU); they only index it by rows and slice it.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-import torch
+Array = Any  # a NumPy array, or a torch tensor from/to the PyTorch backend
 
 
 class UnsupportedOperation(NotImplementedError):
@@ -19,11 +20,11 @@ class UnsupportedOperation(NotImplementedError):
 class Backend(Protocol):
     """What a backend implements; :class:`asr.inference.backends.torch_backend.TorchBackend` is the reference."""
 
-    device: torch.device
+    device: Any  # where outputs live ("cpu" for the exported-model backends)
     has_decoder_step: bool  # whether :meth:`decoder_step` works (the ``attention`` mode needs it)
     min_input_frames: int  # the shortest input (feature frames) giving one encoder frame
 
-    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, feats: Array, feats_lens: Array) -> tuple[Array, Array]:
         """Run the encoder.
 
         Args:
@@ -35,12 +36,12 @@ class Backend(Protocol):
             enc_lens: (B,) int64.
         """
 
-    def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
+    def ctc_log_probs(self, enc_out: Array) -> Array:
         """Args: enc_out: (B, T', D). Returns: (B, T', V) float CTC log-probabilities."""
 
     def decoder_scores(
-        self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor
-    ) -> torch.Tensor:
+        self, enc_out: Array, enc_lens: Array, hyps: Array, hyps_lens: Array
+    ) -> Array:
         """Attention-decoder log-probability of each hypothesis followed by ``<eos>``.
 
         Mixes in a right-to-left decoder when the model has one (``ASRModel.decoder_scores``).
@@ -59,7 +60,7 @@ class Backend(Protocol):
         """Weight of the right-to-left decoder in :meth:`decoder_scores` from now on (None: the model's own);
         ValueError where the backend cannot change it."""
 
-    def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
+    def decoder_step(self, enc_out: Array, enc_lens: Array, ys_in: Array) -> Array:
         """Next-token log-probabilities of the left-to-right decoder (only the ``attention`` mode needs it).
 
         A backend without it raises :class:`UnsupportedOperation` naming itself.

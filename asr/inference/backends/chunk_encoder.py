@@ -11,14 +11,23 @@ Every backend gives one through ``backend.stream_encoder(chunk_size, num_left_ch
 
 A chunk of C encoder frames reads ``input_frames`` = (C-1) * rate + ``min_input_frames`` feature frames and the
 next chunk starts ``stride`` = C * rate frames later (the subsampling's right context is read twice).
+
+Importing this module does not import torch (the exported-model runtime has none): :class:`ExportedChunkEncoder`
+takes and returns NumPy arrays; :class:`TorchChunkEncoder` imports torch when one is made.
 """
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
-from asr.model.encoder import ConformerEncoder
-from asr.model.subsampling import subsampled_length
+import numpy as np
+
+from asr.decoding.arrays import to_numpy
+from asr.model.frames import subsampled_length
+
+if TYPE_CHECKING:
+    import torch
+
+    from asr.model.encoder import ConformerEncoder
 
 
 class TorchChunkEncoder:
@@ -36,6 +45,8 @@ class TorchChunkEncoder:
 
     def __init__(self, encoder: ConformerEncoder, chunk_size: int, num_left_chunks: int = -1,
                  device: torch.device | str = "cpu"):
+        import torch  # noqa: PLC0415 (the torch backend's; this module is imported by the exported ones too)
+
         check_chunk_size(chunk_size)
         if encoder.use_conv and not encoder.causal:
             raise ValueError("this model's convolution is not causal (trained with model.encoder.causal=false): it "
@@ -54,21 +65,23 @@ class TorchChunkEncoder:
         self.att_cache, self.cnn_cache = self.encoder.initial_cache(1, self.device)
         self.offset = 0
 
-    @torch.inference_mode()
-    def __call__(self, feats: torch.Tensor) -> torch.Tensor:
+    def __call__(self, feats: Any) -> torch.Tensor:
         """Encode the next chunk.
 
         Args:
-            feats: (T_c, F) float32 normalised features, ``min_input_frames <= T_c <= input_frames`` (fewer than
-                ``input_frames`` only for the last chunk).
+            feats: (T_c, F) float32 normalised features (tensor or NumPy array), ``min_input_frames <= T_c <=
+                input_frames`` (fewer than ``input_frames`` only for the last chunk).
 
         Returns:
-            enc_out: (1, C', D) float32 on the CPU, C' = ``subsampled_length(T_c)``.
+            enc_out: (1, C', D) float32 tensor on the CPU, C' = ``subsampled_length(T_c)``.
         """
+        import torch  # noqa: PLC0415
+
         check_chunk_input(feats, self.min_input_frames, self.input_frames)
-        x = feats.to(self.device).unsqueeze(0)  # (1, T_c, F)
-        enc_out, self.att_cache, self.cnn_cache = self.encoder.forward_chunk(
-            x, self.offset, self.att_cache, self.cnn_cache, self.cache_size)
+        x = torch.as_tensor(feats).to(self.device).unsqueeze(0)  # (1, T_c, F)
+        with torch.inference_mode():
+            enc_out, self.att_cache, self.cnn_cache = self.encoder.forward_chunk(
+                x, self.offset, self.att_cache, self.cnn_cache, self.cache_size)
         self.offset += enc_out.size(1)
         return enc_out.cpu()
 
@@ -116,21 +129,21 @@ class ExportedChunkEncoder:
         self.cache_len = np.zeros(1, dtype=np.int64)  # real frames in the cache (the graph updates it)
         self.offset = np.zeros(1, dtype=np.int64)  # encoder frames of the stream so far (the graph updates it)
 
-    def __call__(self, feats: torch.Tensor) -> torch.Tensor:
+    def __call__(self, feats: Any) -> np.ndarray:
         """Encode the next chunk (see :meth:`TorchChunkEncoder.__call__`; the last one is padded here).
 
-        Args: feats: (T_c, F) float32. Returns: enc_out (1, C', D) float32.
+        Args: feats: (T_c, F) float32 (NumPy array or CPU tensor). Returns: enc_out (1, C', D) float32 NumPy.
         """
         check_chunk_input(feats, self.min_input_frames, self.input_frames)
-        n = feats.size(0)
+        n = feats.shape[0]
         x = np.zeros(self.feats_shape, dtype=np.float32)  # (1, input_frames, F)
-        x[0, :n] = feats.detach().cpu().float().numpy()
+        x[0, :n] = to_numpy(feats)
         inputs = [x, np.array([n], dtype=np.int64), self.offset, self.att_cache, self.cache_len, self.cnn_cache]
         enc_out, enc_lens, self.offset, self.att_cache, self.cache_len, self.cnn_cache = self.model.run(inputs)
         valid = int(enc_lens[0])
         if valid != int(subsampled_length(n, self.subsampling)):
             raise ValueError(f"the chunk graph returned {valid} frames for {n} input frames")
-        return torch.from_numpy(np.ascontiguousarray(enc_out[:, :valid]))
+        return np.ascontiguousarray(enc_out[:, :valid])
 
 
 def check_chunk_size(chunk_size: int) -> None:
@@ -139,7 +152,7 @@ def check_chunk_size(chunk_size: int) -> None:
         raise ValueError(f"chunk size must be a positive number of encoder frames, got {chunk_size!r}")
 
 
-def check_chunk_input(feats: torch.Tensor, low: int, high: int) -> None:
-    """Raise ValueError unless ``feats`` is (T_c, F) with ``low <= T_c <= high``."""
-    if feats.dim() != 2 or not low <= feats.size(0) <= high:
+def check_chunk_input(feats: Any, low: int, high: int) -> None:
+    """Raise ValueError unless ``feats`` (tensor or array) is (T_c, F) with ``low <= T_c <= high``."""
+    if feats.ndim != 2 or not low <= feats.shape[0] <= high:
         raise ValueError(f"a chunk takes (T, F) features with {low} <= T <= {high}, got shape {tuple(feats.shape)}")

@@ -23,13 +23,14 @@ from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
+from asr.decoding.arrays import to_numpy
 from asr.export.format import PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, read_streaming_metadata
-from asr.inference.backends.base import UnsupportedOperation
+from asr.features.kaldi_native import KaldiNativeFbank
+from asr.inference.backends.base import Array, UnsupportedOperation
 from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
 from asr.inference.backends.onnxruntime_backend import session_options
-from asr.model.subsampling import subsampled_length
+from asr.model.frames import subsampled_length
 
 ACL_SUCCESS = 0
 ACL_MEM_MALLOC_HUGE_FIRST = 0
@@ -292,11 +293,11 @@ class OMBackend:
 
     Attributes:
         meta, profile: the files' metadata and static profile.
-        tokenizer, fbank, cmvn: rebuilt from the metadata.
+        tokenizer, fbank, cmvn: rebuilt from the metadata (``fbank`` computes with kaldi-native-fbank).
         max_input_frames: the longest input whose encoder output the decoder can still score.
     """
 
-    device = torch.device("cpu")
+    device = "cpu"
     has_decoder_step = False
 
     def __init__(self, model_dir: str | os.PathLike, runtime: str = "acl", device_id: int = 0,
@@ -305,7 +306,8 @@ class OMBackend:
             raise ValueError(f"unknown OM runtime {runtime!r}; allowed: {list(RUNTIMES)}")
         self.model_dir = Path(model_dir)
         self.meta = read_folder_metadata(self.model_dir, "static")
-        self.tokenizer, self.fbank, self.cmvn = decoding_parts(self.meta, str(self.model_dir / PARTS["encoder"].file))
+        self.tokenizer, settings, self.cmvn = decoding_parts(self.meta, str(self.model_dir / PARTS["encoder"].file))
+        self.fbank = KaldiNativeFbank(settings)
         self.profile = self.meta["profile"]  # checked by read_folder_metadata
         self.rate, self.min_input_frames = self.meta["subsampling_rate"], self.meta["min_input_frames"]
         self.max_input_frames = self.profile["frames"]
@@ -353,13 +355,13 @@ class OMBackend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, feats: Array, feats_lens: Array) -> tuple[np.ndarray, np.ndarray]:
         """Encode any length through windows of the profile (see the module docstring).
 
         Args: feats: (B, T, F) float32; feats_lens: (B,) int64.
         Returns: enc_out (B, T', D) float (zero past ``enc_lens``), enc_lens (B,) int64.
         """
-        p, feats = self.profile, feats.detach().cpu().float().numpy()
+        p, feats, feats_lens = self.profile, to_numpy(feats).astype(np.float32, copy=False), to_numpy(feats_lens)
         enc_lens = [int(subsampled_length(int(n), self.meta["subsampling"])) for n in feats_lens]
         jobs = [(b, *w) for b, total in enumerate(enc_lens) for w in plan_windows(total, p["enc_frames"], self.context)]
         enc_out = None
@@ -378,11 +380,11 @@ class OMBackend:
                 enc_out[b, keep_start:keep_end] = out[i, keep_start - start : keep_end - start]
         if enc_out is None:  # no utterance long enough for one encoder frame
             enc_out = np.zeros((len(enc_lens), 0, self.meta["d_model"]), dtype=np.float32)
-        return torch.from_numpy(enc_out), torch.tensor(enc_lens, dtype=torch.long)
+        return enc_out, np.array(enc_lens, dtype=np.int64)
 
-    def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
+    def ctc_log_probs(self, enc_out: Array) -> np.ndarray:
         """Frame-wise, ``enc_frames`` frames at a time. Args: enc_out: (B, T', D). Returns: (B, T', V)."""
-        p, x = self.profile, enc_out.detach().cpu().float().numpy()
+        p, x = self.profile, to_numpy(enc_out).astype(np.float32, copy=False)
         b, t, d = x.shape
         width = p["enc_frames"]
         pieces = [(row, start) for row in range(b) for start in range(0, t, width)]
@@ -397,10 +399,9 @@ class OMBackend:
             for i, (row, start) in enumerate(group):
                 n = min(width, t - start)
                 log_probs[row, start : start + n] = out[i, :n]
-        return torch.from_numpy(log_probs)
+        return log_probs
 
-    def decoder_scores(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor,
-                       hyps_lens: torch.Tensor) -> torch.Tensor:
+    def decoder_scores(self, enc_out: Array, enc_lens: Array, hyps: Array, hyps_lens: Array) -> np.ndarray:
         """``num_hyps`` hypotheses per call, padded to the profile.
 
         Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,) int64; hyps: (N, L) int64.
@@ -411,7 +412,9 @@ class OMBackend:
                 longer than its ``max_tokens``.
         """
         p = self.profile
-        n = enc_out.size(0)
+        enc_out, enc_lens = to_numpy(enc_out).astype(np.float32, copy=False), to_numpy(enc_lens)
+        hyps, hyps_lens = to_numpy(hyps), to_numpy(hyps_lens)
+        n = enc_out.shape[0]
         if n and int(enc_lens.max()) > p["enc_frames"]:
             raise ValueError(f"om backend: {int(enc_lens.max())} encoder frames exceed the decoder profile's "
                              f"{p['enc_frames']} ({p['frames']} input frames); decode shorter segments or "
@@ -419,9 +422,8 @@ class OMBackend:
         if n and int(hyps_lens.max()) > p["max_tokens"]:
             raise ValueError(f"om backend: a {int(hyps_lens.max())}-token hypothesis exceeds the decoder profile's "
                              f"{p['max_tokens']} tokens; re-export with a larger --om-max-tokens")
-        t, length = min(enc_out.size(1), p["enc_frames"]), min(hyps.size(1), p["max_tokens"])
-        x, x_lens = enc_out[:, :t].detach().cpu().float().numpy(), enc_lens.cpu().numpy()
-        ys, ys_lens = hyps[:, :length].cpu().numpy(), hyps_lens.cpu().numpy()
+        t, length = min(enc_out.shape[1], p["enc_frames"]), min(hyps.shape[1], p["max_tokens"])
+        x, x_lens, ys, ys_lens = enc_out[:, :t], enc_lens, hyps[:, :length], hyps_lens
         scores = np.zeros(n, dtype=np.float32)
         size = p["num_hyps"]
         for first in range(0, n, size):
@@ -436,7 +438,7 @@ class OMBackend:
             tokens_lens = np.zeros(size, dtype=np.int64)
             tokens_lens[:m] = ys_lens[rows]
             scores[rows] = self.models["decoder"].run([enc, lens, tokens, tokens_lens])[0][:m]
-        return torch.from_numpy(scores)
+        return scores
 
     def set_reverse_weight(self, weight: float | None) -> None:
         """The exported decoder scores with the model's own right-to-left weight; another one is refused."""
@@ -462,7 +464,7 @@ class OMBackend:
         return ExportedChunkEncoder(self.models["encoder_chunk"], meta["streaming"], meta["subsampling"], chunk_size,
                                     num_left_chunks)
 
-    def decoder_step(self, enc_out: torch.Tensor, enc_lens: torch.Tensor, ys_in: torch.Tensor) -> torch.Tensor:
+    def decoder_step(self, enc_out: Array, enc_lens: Array, ys_in: Array) -> np.ndarray:
         """Not exported: the ``attention`` mode needs the torch backend."""
         raise UnsupportedOperation("om backend: no decoder step is exported; use the attention_rescoring mode or "
                                    "the torch backend for attention beam search")

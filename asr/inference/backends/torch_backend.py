@@ -1,5 +1,10 @@
-"""The PyTorch backend: an :class:`ASRModel` in eval mode under ``torch.inference_mode``."""
+"""The PyTorch backend: an :class:`ASRModel` in eval mode under ``torch.inference_mode``.
+
+Takes NumPy arrays or tensors; returns tensors on its device (see :mod:`asr.inference.backends.base`).
+"""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -33,23 +38,26 @@ class TorchBackend:
         self.chunking = {"chunk_size": chunk_size, "num_left_chunks": num_left_chunks}
         self.min_input_frames = min_input_length(model.encoder.subsampling.subsampling)
 
+    def _in(self, x: Any) -> torch.Tensor:
+        """An input on this backend's device (NumPy arrays become tensors)."""
+        return torch.as_tensor(x).to(self.device)
+
     @torch.inference_mode()
     def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
-        return self.model.encode(feats.to(self.device), feats_lens.to(self.device), **self.chunking)
+        return self.model.encode(self._in(feats), self._in(feats_lens), **self.chunking)
 
     @torch.inference_mode()
     def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
         """Args: enc_out: (B, T', D). Returns: (B, T', V)."""
-        return self.model.ctc_log_probs(enc_out.to(self.device))
+        return self.model.ctc_log_probs(self._in(enc_out))
 
     @torch.inference_mode()
     def decoder_scores(
         self, enc_out: torch.Tensor, enc_lens: torch.Tensor, hyps: torch.Tensor, hyps_lens: torch.Tensor
     ) -> torch.Tensor:
         """Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,); hyps: (N, L). Returns: (N,)."""
-        to = self.device
-        return self.model.decoder_scores(enc_out.to(to), enc_lens.to(to), hyps.to(to), hyps_lens.to(to),
+        return self.model.decoder_scores(self._in(enc_out), self._in(enc_lens), self._in(hyps), self._in(hyps_lens),
                                          self.reverse_weight)
 
     def set_reverse_weight(self, weight: float | None) -> None:
@@ -72,7 +80,7 @@ class TorchBackend:
 
         Args: enc_out: (N, T', D); enc_lens: (N,); ys_in: (N, L). Returns: (N, V) log-probabilities.
         """
-        ys_in = ys_in.to(self.device)
+        ys_in = self._in(ys_in)
         ys_in_lens = torch.full((ys_in.size(0),), ys_in.size(1), dtype=torch.long, device=self.device)  # (N,)
-        logits = self.model.decoder(enc_out.to(self.device), enc_lens.to(self.device), ys_in, ys_in_lens)  # (N, L, V)
+        logits = self.model.decoder(self._in(enc_out), self._in(enc_lens), ys_in, ys_in_lens)  # (N, L, V)
         return logits[:, -1].log_softmax(dim=-1)
