@@ -10,7 +10,9 @@ hypothesis length). RTF = wall time of ``Recognizer.transcribe`` (features inclu
 
 Quality: a trained model file, its export folder (``python -m asr.export --quantize int8 mixed``) and a
 manifest: size, RTF, CER and greedy-text agreement with fp32 for each variant; with ``--sensitivity``,
-the log-prob error of quantising each weight group alone (what ``mixed`` keeps in float is chosen from it).
+the error of quantising each weight group alone, on the encoder + CTC log-probabilities and on the decoder's
+rescoring scores (what ``mixed`` keeps out of int8 is chosen from it). ``tools/bench_quantize.py`` compares
+every variant (int8, int8 per-channel, the 8/16 mixes, fp16) in one run.
 
     .venv/bin/python tools/bench_inference.py --model exp/demo/model.safetensors --onnx-dir exp/demo/onnx \\
         --manifest data/demo/test.jsonl [--threads 1] [--sensitivity]
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from omegaconf import OmegaConf
 
@@ -45,7 +48,7 @@ from asr.modelfile import LoadedModel, load_model_file, make_meta  # noqa: E402
 from asr.tokenizer.char import CharTokenizer  # noqa: E402
 from asr.tokenizer.base import wrap_units  # noqa: E402
 from asr.export.onnx import export_folder  # noqa: E402
-from asr.export.quantize import GROUPS, MODES, quantize_file, quantize_folder  # noqa: E402
+from asr.export.quantize import GROUPS, MODES, quantize_file, quantize_folder, weight_matmuls  # noqa: E402
 from asr.model.registry import build_model  # noqa: E402
 
 SEARCH_MODES = ("ctc_greedy_search", "attention_rescoring")
@@ -173,8 +176,29 @@ def quality(args) -> None:
             print(f"{variant:8} {size:6.1f} {mode:20} {seconds / audio_seconds:7.4f} {100 * cer:7.2f} {same:>18}")
 
 
+def greedy_hyps(log_probs: np.ndarray, lens: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """CTC greedy hypotheses of a batch. Args: log_probs (B, T', V); lens (B,). Returns: hyps (B, L), hyps_lens (B,)."""
+    seqs = []
+    for row, n in zip(log_probs.argmax(-1), lens.tolist()):
+        row = row[:n]
+        keep = np.ones(len(row), dtype=bool)
+        keep[1:] = row[1:] != row[:-1]  # collapse repeats
+        best = row[keep]
+        seqs.append(best[best != blank])
+    hyps_lens = np.array([len(q) for q in seqs], dtype=np.int64)
+    hyps = np.zeros((len(seqs), max(int(hyps_lens.max()), 1)), dtype=np.int64)
+    for i, q in enumerate(seqs):
+        hyps[i, : len(q)] = q
+    return hyps, hyps_lens
+
+
 def sensitivity(args) -> None:
-    """Quantise one weight group at a time (the rest float): CTC log-prob error against fp32."""
+    """Quantise one weight group at a time (the rest float) and measure the error against fp32.
+
+    Encoder + CTC: the log-probabilities on the test utterances. Decoder: the attention-rescoring score
+    log P(hyp + <eos>) of each utterance's fp32 CTC greedy hypothesis, both decoders reading the same
+    fp32 encoder output (so only the decoder's own quantisation is measured).
+    """
     onnx_dir = Path(args.onnx_dir)
     fp32 = OnnxRuntimeBackend(onnx_dir, num_threads=args.threads)
     wavs = [load_audio(r["audio"]) for r in list(Manifest(args.manifest))[: args.utts]]
@@ -182,19 +206,31 @@ def sensitivity(args) -> None:
     enc_out, enc_lens = fp32.encode(padded, lens)
     reference = fp32.ctc_log_probs(enc_out)
     valid = np.arange(reference.shape[1]) < enc_lens[:, None]  # (B, T')
-    print(f"{'group quantised alone':24} {'max |Δ log-prob|':>17} {'mean |Δ|':>9} {'argmax agreement':>17}")
+    hyps, hyps_lens = greedy_hyps(reference, enc_lens, int(fp32.meta["blank_id"]))
+    ref_scores = fp32.decoder_scores(enc_out, enc_lens, hyps, hyps_lens)  # (B,)
+    tokens = (hyps_lens + 1).astype(np.float64)  # scored tokens per hypothesis (with <eos>)
+    print(f"{len(wavs)} utterances; decoder: the fp32 CTC greedy hypotheses, {float(tokens.mean()):.1f} tokens on average")
+    print(f"{'group quantised alone':24} {'max |Δ log-prob|':>17} {'mean |Δ|':>9} {'argmax agreement':>17} "
+          f"{'decoder weights':>15} {'max |Δ score|':>14} {'mean |Δ|/token':>15}")
     with tempfile.TemporaryDirectory() as tmp:
         for group in GROUPS:
             folder = Path(tmp) / group
             keep = tuple(g for g in GROUPS if g != group)
-            for name in (spec.file for spec in PARTS.values()):
-                quantize_file(onnx_dir / name, folder / name, keep)
+            kept = {}
+            for part, spec in PARTS.items():
+                kept[part] = quantize_file(onnx_dir / spec.file, folder / spec.file, keep)
             (folder / "units.txt").write_bytes((onnx_dir / "units.txt").read_bytes())
             backend = OnnxRuntimeBackend(folder, num_threads=args.threads)
             log_probs = backend.ctc_log_probs(backend.encode(padded, lens)[0])
             diff = np.abs(log_probs - reference)[valid]  # (frames, V)
             same = (log_probs.argmax(-1) == reference.argmax(-1))[valid].mean()
-            print(f"{group:24} {float(diff.max()):17.4f} {float(diff.mean()):9.5f} {float(same):17.1%}")
+            quantized = len(weight_matmuls(onnx.load(str(onnx_dir / PARTS["decoder"].file)))) - len(kept["decoder"])
+            if quantized:
+                d = np.abs(backend.decoder_scores(enc_out, enc_lens, hyps, hyps_lens) - ref_scores)  # (B,)
+                dec = f"{quantized:15d} {float(d.max()):14.4f} {float((d / tokens).mean()):15.5f}"
+            else:
+                dec = f"{0:15d} {'-':>14} {'-':>15}"
+            print(f"{group:24} {float(diff.max()):17.4f} {float(diff.mean()):9.5f} {float(same):17.1%} {dec}")
 
 
 def main() -> None:

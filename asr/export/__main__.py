@@ -1,12 +1,13 @@
 """``python -m asr.export``: model file -> ONNX folder(s), checked against PyTorch.
 
-    python -m asr.export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed] [--om-profile]
+    python -m asr.export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed ...] [--om-profile]
         [--streaming-chunk 16 [--streaming-left-chunks 4]]
     python -m asr.export --model exp/x/model.safetensors --out exp/x/sherpa-onnx --format sherpa-onnx
 
-Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), ``OUT/int8/`` and
-``OUT/mixed/`` (quantised), ``OUT/om/`` (static profile + build_om.sh) and ``OUT/export_report.json``; with
-``--streaming-chunk``, the streaming encoder ``encoder_chunk.onnx`` in ``OUT/`` and ``OUT/om/`` (asr.export.streaming);
+Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), one folder per
+``--quantize`` variant (``int8``, ``int8_channel``, ``mixed``, ``mixed_fp16``, ``fp16``: asr.export.quantize),
+``OUT/om/`` (static profile with its decoder gears, build_om.sh, keep_dtype.cfg) and ``OUT/export_report.json``;
+with ``--streaming-chunk``, the streaming encoder ``encoder_chunk.onnx`` in ``OUT/`` and ``OUT/om/`` (asr.export.streaming);
 with ``--format sherpa-onnx``, ``OUT/model.onnx`` and ``OUT/tokens.txt`` for sherpa-onnx (:mod:`asr.export.sherpa`).
 Fails (exit 1) when ONNX Runtime and PyTorch differ by more than ``--tolerance``.
 """
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--om-num-hyps", type=int, default=10, help="hypotheses per decoder call")
     parser.add_argument("--om-max-tokens", type=int, help="longest hypothesis the decoder scores (default: the "
                         "encoder frames of a window)")
+    parser.add_argument("--om-token-gears", type=int, nargs="+", help="decoder token lengths, the last one "
+                        "--om-max-tokens (default: 16, 32, 64, ... below it, then it)")
     parser.add_argument("--soc-version", default="Ascend310P3", help="default --soc_version of build_om.sh")
     parser.add_argument("--precision-mode", default="allow_mix_precision",
                         help="default --precision_mode of build_om.sh")
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{agreement['log_prob_max_diff']:.3f}, frame argmax agreement {agreement['argmax_agreement']:.1%}")
 
         if args.om_profile:
-            profile = static_profile(loaded, args.om_frames, args.om_batch, args.om_num_hyps, args.om_max_tokens)
+            profile = static_profile(loaded, args.om_frames, args.om_batch, args.om_num_hyps, args.om_max_tokens,
+                                     args.om_token_gears)
             static_paths = export_static_folder(loaded, out / "om", version, profile)
             script = write_atc_script(out / "om", args.soc_version, args.precision_mode)
             with OMBackend(out / "om", runtime="onnxruntime", num_threads=1) as static:

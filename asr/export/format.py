@@ -96,6 +96,10 @@ STREAMING_PARTS: dict[str, PartSpec] = {
 }
 STREAMING_KEYS = ("chunk_size", "num_left_chunks", "cache_size", "input_frames", "stride", "min_input_frames")
 
+# A static (Ascend) profile also holds the decoder at each token-length gear shorter than max_tokens
+# (the profile's ``token_gears``; asr.export.om): same part, same inputs, a shorter token axis.
+GEAR_FILE = "decoder_L{}.onnx"
+
 # key -> (kind, meaning). kinds: int, str, json (a JSON document).
 METADATA_KEYS: dict[str, tuple[str, str]] = {
     "export_format_version": ("int", "this module's FORMAT_VERSION"),

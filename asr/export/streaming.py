@@ -120,7 +120,10 @@ def export_chunk_part(loaded: LoadedModel, path: str | os.PathLike, metadata: di
     with atomic_write(path, "wb") as f:
         f.write(proto.SerializeToString())
     if static:
-        fold_constants(path)
+        # Constant folding only: issue 17b's CANN rewrites (asr.export.ascend: int32 lengths, Squeeze -> Reshape, ...)
+        # give a chunk graph that ONNX Runtime's own constant folding then refuses to load ("Attempt to replace the
+        # existing tensor"), so the chunk graph keeps int64 lengths and is not yet checked against CANN's op list.
+        fold_constants(path, for_ascend=False)
         if problems := static_graph_problems(path):
             raise ValueError(f"{path}: the static chunk graph is not convertible by ATC:\n  " + "\n  ".join(problems))
     return Path(path)

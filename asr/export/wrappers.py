@@ -13,22 +13,28 @@ from asr.model.asr_model import ASRModel
 from asr.model.attention import MultiHeadAttention
 
 
+# Masked attention scores in exported graphs: finite in fp16 (max 65504) with room for the softmax's
+# max-subtraction, and exp(-1e4 - max) is exactly 0 in fp32 and fp16, so the weights equal -inf masking.
+FP16_SAFE_MASK = -1e4
+
+
 @contextlib.contextmanager
 def explicit_attention(model: nn.Module) -> Iterator[nn.Module]:
     """Run every attention module on its explicit matmul + softmax path while the block lasts.
 
     Same values as the SDPA path; its ONNX graph is plain MatMul/Softmax/Where, without the
-    IsNaN guards the SDPA symbolic adds (fewer op types for ATC to support).
+    IsNaN guards the SDPA symbolic adds (fewer op types for ATC to support). Masked scores get
+    :data:`FP16_SAFE_MASK` instead of -inf (no infinity in the graph for fp16 runtimes to overflow on).
     """
     modules = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
-    saved = [m.use_sdpa for m in modules]
+    saved = [(m.use_sdpa, m.mask_value) for m in modules]
     for m in modules:
-        m.use_sdpa = False
+        m.use_sdpa, m.mask_value = False, FP16_SAFE_MASK
     try:
         yield model
     finally:
-        for m, use_sdpa in zip(modules, saved):
-            m.use_sdpa = use_sdpa
+        for m, (use_sdpa, mask_value) in zip(modules, saved):
+            m.use_sdpa, m.mask_value = use_sdpa, mask_value
 
 
 class EncoderPart(nn.Module):

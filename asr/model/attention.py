@@ -58,6 +58,10 @@ class MultiHeadAttention(nn.Module):
         use_sdpa: run on ``F.scaled_dot_product_attention`` (True) or explicit matmul + softmax (False).
     """
 
+    # Score given to masked keys on the explicit path. -inf is exact; the ONNX export sets a finite value
+    # (asr.export.wrappers.FP16_SAFE_MASK) that gives the same weights and stays finite in fp16.
+    mask_value = float("-inf")
+
     def __init__(self, d_model: int, num_heads: int, dropout: float = 0.0, use_sdpa: bool = True):
         super().__init__()
         if d_model % num_heads != 0:
@@ -181,7 +185,7 @@ class MultiHeadAttention(nn.Module):
             if bias is not None:
                 scores = scores + bias
             if mask is not None:
-                scores = scores.masked_fill(mask, float("-inf"))
+                scores = scores.masked_fill(mask, self.mask_value)
             weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=self.training)  # (B, H, Tq, Tk)
             out = weights @ v
         # out: (B, H, Tq, D/H)

@@ -2,11 +2,10 @@
 Triton models of their own (ONNX Runtime backend) and this model calls them by BLS (business logic scripting).
 
 The model repository of :mod:`asr.serve.repository` has ``asr_offline/1/model.py`` import
-:class:`TritonPythonModel` from here, so the container needs this project installed (its base install, the
-exported-model runtime: NumPy and kaldi-native-fbank, no torch; see the README). Inputs, outputs and per-request
-errors are those of :mod:`asr.serve.offline`, so the same clients serve both deployments; the features
-(kaldi-native-fbank), search and text are the same code as ``asr-transcribe``'s on an exported folder, only the
-network runs elsewhere (:class:`BlsBackend`).
+:class:`TritonPythonModel` from here, so the container needs this project installed (``pip install --no-deps``
+plus numpy, onnxruntime and kaldi-native-fbank; see the README). Inputs, outputs and per-request errors are those of
+:mod:`asr.serve.offline`, so the same clients serve both deployments; the features, search and text are the same
+code as ``asr-transcribe``'s, only the network runs elsewhere (:class:`BlsBackend`).
 """
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.decoding.arrays import to_numpy
 from asr.export.format import PARTS, decoding_parts, read_parts_metadata, training_lengths
 from asr.features.kaldi_native import KaldiNativeFbank
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
@@ -41,7 +39,7 @@ class BlsBackend(OnnxRuntimeBackend):
         pb = self.pb_utils
         request = pb.InferenceRequest(
             model_name=self.model_names[part], requested_output_names=list(PARTS[part].outputs),
-            inputs=[pb.Tensor(name, np.ascontiguousarray(to_numpy(x))) for name, x in inputs.items()])
+            inputs=[pb.Tensor(name, np.ascontiguousarray(x)) for name, x in inputs.items()])
         response = request.exec()
         if response.has_error():
             raise RuntimeError(f"Triton model {self.model_names[part]}: {response.error().message()}")
@@ -66,7 +64,7 @@ class TritonPythonModel:
         meta = read_parts_metadata({part: repository / names[part] / "1" / "model.onnx" for part in PARTS},
                                    "dynamic", str(repository))
         tokenizer, settings, cmvn = decoding_parts(meta, str(repository / names["encoder"]))
-        fbank = KaldiNativeFbank(settings)  # the onnxruntime backend's features, so the texts are asr-transcribe's
+        fbank = KaldiNativeFbank(settings)  # the features of the onnxruntime backend, hence of asr-transcribe
         serve_config = ServeConfig(model=str(repository), mode=params["mode"],
                                    decode_batch=int(params["decode_batch"]), max_seconds=float(params["max_seconds"]))
         recognizer = Recognizer(BlsBackend(pb_utils, names, meta), tokenizer, fbank, cmvn,

@@ -3,18 +3,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from asr.inference.backends.om_backend import OMBackend, plan_windows
 from asr.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
 from asr.model.subsampling import subsampled_length
-from asr.export.om import atc_command, static_graph_problems, write_atc_script
-from asr.export.format import PARTS
+from asr.export.ascend import profile_problems
+from asr.export.om import KEEP_DTYPE_NAME, atc_command, profile_files, static_graph_problems, write_atc_script
+from asr.export.format import PARTS, read_file_metadata
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def onnx_profile(folder) -> dict:
+    return read_file_metadata(folder / PARTS["encoder"].file)["profile"]
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +137,80 @@ def test_build_script_runs_the_exact_atc_commands(random_static, tmp_path):
                        env={**env, "PATH": f"{fake}:/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     calls = log.read_text().splitlines()
-    expected = [" ".join(atc_command(random_static / s.file, "Ascend910B3", "force_fp32")[1:]) for s in PARTS.values()]
-    assert calls == expected
-    for spec, call in zip(PARTS.values(), calls):
-        model = onnx.load(str(random_static / spec.file))
+    files = profile_files(random_static)
+    expected = [" ".join(atc_command(path, "Ascend910B3", "force_fp32")[1:]) for path in files]
+    gears = onnx_profile(random_static)["token_gears"]
+    assert calls == expected and len(files) == len(PARTS) + len(gears) - 1 and len(gears) > 1
+    for path, call in zip(files, calls):
+        model = onnx.load(str(path))
         shapes = ";".join(f"{i.name}:" + ",".join(str(d.dim_value) for d in i.type.tensor_type.shape.dim)
                           for i in model.graph.input)
         assert f"--input_shape={shapes}" in call.split() and "--framework=5" in call.split()
         assert np.all([d.dim_value > 0 for i in model.graph.input for d in i.type.tensor_type.shape.dim])
+
+
+def test_profile_has_int32_lengths_finite_masks_and_a_precision_list(random_static):
+    for spec in PARTS.values():
+        model = onnx.load(str(random_static / spec.file))
+        types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
+        assert TensorProto.INT64 not in types.values()
+        assert all(types[name] == TensorProto.INT32 for name in types if name.endswith("lens") or name == "hyps")
+        assert not any(n.op_type in ("Squeeze", "Unsqueeze", "Gemm") for n in model.graph.node)
+        for init in model.graph.initializer:
+            if init.data_type == TensorProto.FLOAT:
+                assert np.isfinite(numpy_helper.to_array(init)).all(), init.name
+    write_atc_script(random_static)
+    kept = (random_static / KEEP_DTYPE_NAME).read_text().split()
+    names = {n.name: n.op_type for spec in PARTS.values() for n in onnx.load(str(random_static / spec.file)).graph.node}
+    assert {names[k] for k in kept} == {"Softmax", "LogSoftmax", "ReduceSum", "ReduceMean", "Pow", "Sqrt"}
+
+
+def test_check_script_finds_nothing_outside_canns_onnx_support(random_static):
+    r = subprocess.run([sys.executable, str(ROOT / "tools/check_ascend_profile.py"), str(random_static)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK" in r.stdout and " 0 unsupported" in r.stdout
+
+
+def test_check_finds_undocumented_ops_dtypes_and_infinities(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.INT64, [2, 3])
+    lens = helper.make_tensor_value_info("lens", TensorProto.INT64, [2, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1, 3])
+    inits = [helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("neg", TensorProto.FLOAT, [], [float("-inf")]),
+             helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+    nodes = [helper.make_node("Greater", ["x", "lens"], ["mask"], name="greater"),  # int64 compare
+             helper.make_node("Where", ["mask", "neg", "zero"], ["scores"], name="where"),  # -inf constant
+             helper.make_node("Unsqueeze", ["scores", "axes"], ["y"], name="unsqueeze")]  # opset 15 Unsqueeze
+    graph = helper.make_graph(nodes, "g", [x, lens], [y], initializer=inits)
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
+    problems, _ = profile_problems(path)
+    text = "\n".join(problems)
+    assert "'greater' (Greater): input 0 ('x') is INT64" in text
+    assert "'neg': non-finite" in text
+    assert "'unsqueeze' (Unsqueeze): opset 15 outside the documented 8-12" in text
+    assert "input 'x' is INT64" in text
+
+
+def test_decoder_scores_at_the_shortest_gear_that_holds_the_hypotheses(backends):
+    dynamic, static = backends
+    gears = static.profile["token_gears"]
+    assert gears[0] == 16 and gears[-1] == static.profile["max_tokens"] > 16
+    g = torch.Generator().manual_seed(2)
+    used = []
+    for name, model in static.models.items():
+        if name.startswith("decoder"):
+            model.run = (lambda run, name: lambda inputs: used.append((name, inputs[2].shape[1])) or run(inputs))(
+                model.run, name)
+    enc_out, enc_lens = dynamic.encode(torch.randn(2, 150, 80, generator=g), torch.tensor([150, 120]))
+    for longest, gear in ((5, 16), (16, 16), (17, gears[1]), (gears[-1], gears[-1])):
+        used.clear()
+        n = static.profile["num_hyps"]
+        hyps = torch.randint(1, int(static.meta["vocab_size"]) - 1, (n, longest + 3), generator=g)
+        hyps_lens = torch.randint(0, longest + 1, (n,), generator=g)
+        hyps_lens[0] = longest
+        rows = torch.arange(n) % 2
+        args = (enc_out[rows], enc_lens[rows], hyps, hyps_lens)
+        torch.testing.assert_close(static.decoder_scores(*args), dynamic.decoder_scores(*args), atol=1e-4, rtol=1e-4)
+        assert [shape for _, shape in used] == [gear]

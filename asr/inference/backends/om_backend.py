@@ -8,8 +8,9 @@ Every call is padded to the profile's fixed shapes and cut into pieces that fit:
   is taken from a window where it has ``context`` frames on both sides (unless it is that close to the
   utterance's own edge). Windows of all utterances are batched ``batch`` at a time. Nothing is truncated.
 * CTC head: frame-wise, so cutting ``enc_out`` into ``enc_frames`` pieces is exact.
-* decoder scoring: hypotheses go ``num_hyps`` at a time, padded to ``max_tokens`` tokens and
-  ``enc_frames`` encoder frames; longer inputs raise a clear error (attention needs the whole utterance).
+* decoder scoring: hypotheses go ``num_hyps`` at a time, padded to ``enc_frames`` encoder frames and to the
+  shortest token-length gear of the profile that holds the longest of them (``token_gears``; the longest
+  gear is ``max_tokens``); longer inputs raise a clear error (attention needs the whole utterance).
 
 The models run either on an NPU through pyACL (:class:`AclModel`, the ``acl`` module of CANN) or, to
 check this padding and cutting without an NPU, on the very same static ONNX files under ONNX Runtime
@@ -25,7 +26,8 @@ import numpy as np
 import onnxruntime as ort
 
 from asr.decoding.arrays import to_numpy
-from asr.export.format import PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, read_streaming_metadata
+from asr.export.format import GEAR_FILE, PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, \
+    read_streaming_metadata
 from asr.features.kaldi_native import KaldiNativeFbank
 from asr.inference.backends.base import Array, UnsupportedOperation
 from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
@@ -33,6 +35,7 @@ from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.frames import subsampled_length
 
 ACL_SUCCESS = 0
+ACL_ERROR_REPEAT_INITIALIZE = 100002  # acl.init when this process already initialised pyACL (CANN's aclError list)
 ACL_MEM_MALLOC_HUGE_FIRST = 0
 ACL_MEMCPY_HOST_TO_DEVICE = 1
 ACL_MEMCPY_DEVICE_TO_HOST = 2
@@ -40,6 +43,8 @@ ACL_MEMCPY_DEVICE_TO_HOST = 2
 ACL_DTYPES = {0: np.float32, 1: np.float16, 2: np.int8, 3: np.int32, 4: np.uint8, 6: np.int16, 7: np.uint16,
               8: np.uint32, 9: np.int64, 10: np.uint64, 11: np.float64, 12: np.bool_}
 RUNTIMES = ("acl", "onnxruntime")
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32,
+              "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 
 
 def plan_windows(total: int, window: int, context: int) -> list[tuple[int, int, int, int]]:
@@ -91,13 +96,16 @@ class OnnxStaticModel:
         self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
+        self.input_dtypes = [ORT_DTYPES[i.type] for i in self.session.get_inputs()]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        """Run on arrays of exactly ``input_shapes``."""
+        """Run on arrays of exactly ``input_shapes`` (cast to the model's input types, as :class:`AclModel` does)."""
         for name, x, shape in zip(self.input_names, inputs, self.input_shapes):
             if x.shape != shape:
                 raise ValueError(f"input {name!r}: shape {x.shape}, the static model takes {shape}")
-        return self.session.run(None, dict(zip(self.input_names, inputs)))
+        feeds = {name: np.ascontiguousarray(x, dtype=dtype) for name, x, dtype in zip(self.input_names, inputs,
+                                                                                      self.input_dtypes)}
+        return self.session.run(None, feeds)
 
     def close(self) -> None:
         self.session = None
@@ -132,6 +140,10 @@ class _Teardown:
 class AclDevice:
     """Initialise pyACL on one NPU: ``acl.init``, ``rt.set_device``, ``rt.create_context``; :meth:`close` undoes it.
 
+    ``acl.init`` answering "already initialised" (:data:`ACL_ERROR_REPEAT_INITIALIZE`: another component of the
+    process, e.g. a second backend, initialised pyACL) is accepted, and then :meth:`close` leaves
+    ``acl.finalize`` to whoever initialised it.
+
     Args:
         acl: the pyACL module (``import acl``), or a stand-in with the same functions.
         device_id: NPU index.
@@ -141,8 +153,10 @@ class AclDevice:
         self.acl, self.device_id, self.context = acl, device_id, None
         self.initialised = self.device_set = False
         try:
-            _check(acl.init(), "acl.init")
-            self.initialised = True
+            ret = acl.init()
+            if ret != ACL_ERROR_REPEAT_INITIALIZE:
+                _check(ret, "acl.init")
+                self.initialised = True
             _check(acl.rt.set_device(device_id), f"acl.rt.set_device({device_id})")
             self.device_set = True
             context, ret = acl.rt.create_context(device_id)
@@ -172,17 +186,19 @@ class AclModel:
 
     Load: ``mdl.load_from_file``, ``mdl.create_desc`` + ``get_desc``, then for every input and output
     a device buffer of the size the model states (``rt.malloc``), wrapped in a data buffer and added
-    to the input or output dataset; a pinned host buffer per output (``rt.malloc_host``). Run: host ->
-    device copies, ``mdl.execute``, device -> host copies. :meth:`close` releases in reverse order
-    (also after a failed load, whatever was acquired).
+    to the input or output dataset; a pinned host buffer per output (``rt.malloc_host``). Run:
+    ``rt.set_context`` (a pyACL context is current per thread, and a server calls from its worker
+    threads), host -> device copies, ``mdl.execute``, device -> host copies. :meth:`close` releases in
+    reverse order (also after a failed load, whatever was acquired).
 
     Args:
         acl: the pyACL module.
         path: the ``.om`` file.
+        context: the device's context (:class:`AclDevice`), made current before each run and the release.
     """
 
-    def __init__(self, acl, path: str | os.PathLike):
-        self.acl, self.path = acl, str(path)
+    def __init__(self, acl, path: str | os.PathLike, context=None):
+        self.acl, self.path, self.context = acl, str(path), context
         self.model_id = self.desc = None
         self.inputs: list[dict] = []
         self.outputs: list[dict] = []
@@ -243,6 +259,8 @@ class AclModel:
         for i, (x, t) in enumerate(zip(inputs, self.inputs)):
             if x.shape != t["shape"]:
                 raise ValueError(f"{self.path}: input {i} has shape {x.shape}, the model takes {t['shape']}")
+        if self.context is not None:
+            _check(self.acl.rt.set_context(self.context), "acl.rt.set_context")
         for x, t in zip(inputs, self.inputs):
             data = np.ascontiguousarray(x, dtype=t["dtype"]).tobytes()
             ptr = self.acl.util.bytes_to_ptr(data)
@@ -260,6 +278,8 @@ class AclModel:
     def close(self) -> None:
         """Free host buffers, data buffers, datasets, device buffers; unload; destroy the description."""
         release, acl = _Teardown(), self.acl
+        if self.context is not None:
+            release(acl.rt.set_context(self.context), "acl.rt.set_context")
         for host in self.host_outputs:
             release(acl.rt.free_host(host), "acl.rt.free_host")
         for dataset, data_buffers in self.datasets:
@@ -314,6 +334,9 @@ class OMBackend:
         self.context = self.profile["enc_frames"] // 8 if context is None else context
         plan_windows(1, self.profile["enc_frames"], self.context)  # validates it
         self.device_handle, self.num_threads = None, num_threads
+        self.gears = self.profile.get("token_gears", [self.profile["max_tokens"]])
+        onnx_files = {part: self.model_dir / spec.file for part, spec in PARTS.items()}
+        onnx_files |= {f"decoder_L{g}": self.model_dir / GEAR_FILE.format(g) for g in self.gears[:-1]}
         if runtime == "acl":
             if acl is None:
                 try:
@@ -322,7 +345,7 @@ class OMBackend:
                     raise ImportError("om backend: the pyACL module `acl` is not importable; install CANN and "
                                       "source its set_env.sh, or use runtime='onnxruntime' to run the static "
                                       "ONNX files on CPU") from None
-            files = {part: self.model_dir / (Path(spec.file).stem + ".om") for part, spec in PARTS.items()}
+            files = {part: path.with_suffix(".om") for part, path in onnx_files.items()}
             missing = [str(f) for f in files.values() if not f.is_file()]
             if missing:
                 raise FileNotFoundError(f"om backend: {missing} not found; run {self.model_dir}/build_om.sh first")
@@ -330,13 +353,15 @@ class OMBackend:
             self.device_handle = AclDevice(acl, device_id)
             try:
                 for part, path in files.items():
-                    self.models[part] = AclModel(acl, path)
+                    self.models[part] = AclModel(acl, path, self.device_handle.context)
             except BaseException:
                 self.close()
                 raise
         else:
-            self.models = {part: OnnxStaticModel(self.model_dir / spec.file, num_threads)
-                           for part, spec in PARTS.items()}
+            missing = [str(f) for f in onnx_files.values() if not f.is_file()]
+            if missing:
+                raise FileNotFoundError(f"om backend: {missing} not found; re-export the static profile")
+            self.models = {part: OnnxStaticModel(path, num_threads) for part, path in onnx_files.items()}
 
     def close(self) -> None:
         """Release the models, then the device (pyACL's teardown order)."""
@@ -402,7 +427,7 @@ class OMBackend:
         return log_probs
 
     def decoder_scores(self, enc_out: Array, enc_lens: Array, hyps: Array, hyps_lens: Array) -> np.ndarray:
-        """``num_hyps`` hypotheses per call, padded to the profile.
+        """``num_hyps`` hypotheses per call, padded to the profile (tokens: the shortest gear that holds them).
 
         Args: enc_out: (N, T', D); enc_lens, hyps_lens: (N,) int64; hyps: (N, L) int64.
         Returns: (N,) float.
@@ -422,22 +447,25 @@ class OMBackend:
         if n and int(hyps_lens.max()) > p["max_tokens"]:
             raise ValueError(f"om backend: a {int(hyps_lens.max())}-token hypothesis exceeds the decoder profile's "
                              f"{p['max_tokens']} tokens; re-export with a larger --om-max-tokens")
-        t, length = min(enc_out.shape[1], p["enc_frames"]), min(hyps.shape[1], p["max_tokens"])
-        x, x_lens, ys, ys_lens = enc_out[:, :t], enc_lens, hyps[:, :length], hyps_lens
+        t = min(enc_out.shape[1], p["enc_frames"])
+        x, x_lens, ys, ys_lens = enc_out[:, :t], enc_lens, hyps, hyps_lens
         scores = np.zeros(n, dtype=np.float32)
         size = p["num_hyps"]
         for first in range(0, n, size):
             m = min(size, n - first)
             rows = slice(first, first + m)
+            gear = next(g for g in self.gears if g >= max(int(ys_lens[rows].max()), 1))
+            length = min(ys.shape[1], gear)
             enc = np.zeros((size, p["enc_frames"], x.shape[2]), dtype=np.float32)  # (num_hyps, enc_frames, D)
             enc[:m, :t] = x[rows]
             lens = np.zeros(size, dtype=np.int64)
             lens[:m] = x_lens[rows]
-            tokens = np.zeros((size, p["max_tokens"]), dtype=np.int64)  # (num_hyps, max_tokens)
-            tokens[:m, :length] = ys[rows]
+            tokens = np.zeros((size, gear), dtype=np.int64)  # (num_hyps, gear)
+            tokens[:m, :length] = ys[rows, :length]
             tokens_lens = np.zeros(size, dtype=np.int64)
             tokens_lens[:m] = ys_lens[rows]
-            scores[rows] = self.models["decoder"].run([enc, lens, tokens, tokens_lens])[0][:m]
+            model = self.models["decoder" if gear == self.gears[-1] else f"decoder_L{gear}"]
+            scores[rows] = model.run([enc, lens, tokens, tokens_lens])[0][:m]
         return scores
 
     def set_reverse_weight(self, weight: float | None) -> None:
@@ -458,7 +486,7 @@ class OMBackend:
                 om_file = onnx_file.with_suffix(".om")
                 if not om_file.is_file():
                     raise FileNotFoundError(f"om backend: {om_file} not found; run {self.model_dir}/build_om.sh first")
-                self.models["encoder_chunk"] = AclModel(self.device_handle.acl, om_file)
+                self.models["encoder_chunk"] = AclModel(self.device_handle.acl, om_file, self.device_handle.context)
             else:
                 self.models["encoder_chunk"] = OnnxStaticModel(onnx_file, self.num_threads)
         return ExportedChunkEncoder(self.models["encoder_chunk"], meta["streaming"], meta["subsampling"], chunk_size,
