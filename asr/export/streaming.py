@@ -56,7 +56,7 @@ class EncoderChunkPart(nn.Module):
             next_cache_len (1,), next_cnn_cache (N, 1, D, K-1).
         """
         size = att_cache.size(3)
-        empty = torch.arange(size, device=feats.device).unsqueeze(0) < size - cache_len.unsqueeze(1)  # (1, L)
+        empty = (size - cache_len.unsqueeze(1)) > torch.arange(size, device=feats.device).unsqueeze(0)  # (1, L)
         enc_out, next_att, next_cnn = self.encoder.forward_chunk(feats, offset, att_cache, cnn_cache, size,
                                                                  feats_lens, empty)
         enc_lens = subsampled_length(feats_lens, self.encoder.subsampling.subsampling)  # (1,)
@@ -120,10 +120,7 @@ def export_chunk_part(loaded: LoadedModel, path: str | os.PathLike, metadata: di
     with atomic_write(path, "wb") as f:
         f.write(proto.SerializeToString())
     if static:
-        # Constant folding only: issue 17b's CANN rewrites (asr.export.ascend: int32 lengths, Squeeze -> Reshape, ...)
-        # give a chunk graph that ONNX Runtime's own constant folding then refuses to load ("Attempt to replace the
-        # existing tensor"), so the chunk graph keeps int64 lengths and is not yet checked against CANN's op list.
-        fold_constants(path, for_ascend=False)
+        fold_constants(path)  # and the profile's CANN rewrites (asr.export.ascend), as for the other parts
         if problems := static_graph_problems(path):
             raise ValueError(f"{path}: the static chunk graph is not convertible by ATC:\n  " + "\n  ".join(problems))
     return Path(path)

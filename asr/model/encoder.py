@@ -289,7 +289,8 @@ class ConformerEncoder(nn.Module):
         pad_mask = make_pad_mask(lens, c)  # (B, C)
         if cache_pad_mask is None:
             cache_pad_mask = torch.zeros(b, cached, dtype=torch.bool, device=x.device)
-        mask = torch.cat([cache_pad_mask, pad_mask], dim=1).unsqueeze(1)  # (B, 1, L+C)
+        # joined as integers: CANN's Concat takes no bool (the exported chunk graph, asr.export.streaming)
+        mask = torch.cat([cache_pad_mask.int(), pad_mask.int()], dim=1).bool().unsqueeze(1)  # (B, 1, L+C)
         att_caches, cnn_caches = [], []
         for i, block in enumerate(self.blocks):
             x, layer_att, layer_cnn = block.forward_chunk(x, mask, pos_emb, att_cache[i], cnn_cache[i], pad_mask)

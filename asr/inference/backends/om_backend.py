@@ -93,7 +93,11 @@ class OnnxStaticModel:
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
-        self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"])
+        # MatMulAddFusion would undo the profile's Gemm -> MatMul + Add rewrite (asr.export.ascend), and on the
+        # streaming chunk graph it fails to load ("Attempt to replace the existing tensor"): the stand-in runs the
+        # graph as ATC gets it.
+        self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=["MatMulAddFusion"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
         self.input_dtypes = [ORT_DTYPES[i.type] for i in self.session.get_inputs()]
