@@ -4,6 +4,7 @@ Usage:
     python -m asr.decode model=exp/demo/model.safetensors manifest=data/demo/test.jsonl out_dir=exp/demo/decode/test
     python -m asr.decode model=... manifest=... out_dir=... modes=[ctc_greedy_search,attention_rescoring] device=cuda
     python -m asr.decode model=exp/demo/onnx backend=onnxruntime manifest=... out_dir=... modes=[attention_rescoring]
+    python -m asr.decode model=exp/demo_streaming/model.safetensors ... chunk_size=16   # a streaming model, chunk 16
 
 Utterances are batched by length (``batch_frames`` padded feature frames per batch) and the encoder
 runs once per batch for all modes. For each MODE it writes ``OUT/MODE/text`` (``id hypothesis``
@@ -192,13 +193,14 @@ def run(cfg: DictConfig) -> dict[str, dict]:
     set_threads(cfg.threads)
     table = {**MODES, **LM_MODES} if cfg.get("lm") else MODES
     # the same backends, opened the same way, as asr-transcribe (torch for a model file, else the exported folder's)
+    chunking = {"chunk_size": cfg.get("chunk_size", 0), "num_left_chunks": cfg.get("num_left_chunks", -1)}
     rec = open_recognizer(cfg.model, cfg.get("backend"), cfg.threads, cfg.get("om_runtime", "acl"), cfg.device,
-                          modes=table, **{k: cfg[k] for k in SETTINGS})
+                          modes=table, **chunking, **{k: cfg[k] for k in SETTINGS})
     if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
         rec.lm, rec.graph = load_lm(rec.tokenizer, **cfg.lm)
     rec.check_modes(modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
-                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__})
+                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__, **chunking})
     for s in summaries.values():
         print(summary_line(s))
     return summaries

@@ -7,7 +7,8 @@ tried (blank included, when it is among them): a blank or a repeat of the last t
 prefix, any other token grows it (a repeat grows it only after a blank). Identical prefixes
 are merged by summing their probabilities, then the ``beam`` best are kept.
 
-:func:`ctc_prefix_beam_search` is the fast implementation (NumPy over prefixes x tokens);
+:func:`ctc_prefix_beam_search` is the fast implementation (NumPy over prefixes x tokens), on a
+:class:`PrefixBeam` that also carries the search across the chunks of a stream;
 :func:`ctc_prefix_beam_search_reference` is the same algorithm written with plain loops, kept to
 test it and to benchmark it (``tools/bench_prefix_beam.py``).
 """
@@ -63,74 +64,115 @@ def ctc_prefix_beam_search(
         Up to ``nbest`` (token ids, score) pairs, best first; score is the prefix's CTC
         log-probability ``log(p_blank + p_nonblank)``, plus the scorer's sum when given.
     """
-    lp = _check_log_probs(log_probs)
-    num_frames, vocab = lp.shape
-    k = min(beam, vocab)
-    cands_all = np.argpartition(lp, vocab - k, axis=1)[:, vocab - k :]  # (T, k) best tokens per frame
-    cand_lp_all = np.take_along_axis(lp, cands_all, axis=1).astype(np.float64)  # (T, k)
-    is_blank = cands_all == blank  # (T, k)
-    blank_lp_all = lp[:, blank].astype(np.float64)  # (T,)
-    stay_blank_lp_all = np.where(is_blank.any(axis=1), blank_lp_all, -np.inf)  # (T,) -inf where blank not tried
-    grow_lp_all = np.where(is_blank, -np.inf, cand_lp_all)  # (T, k) a blank never grows a prefix
-    skip = np.zeros(num_frames, dtype=bool)
-    if blank_skip_threshold is not None:
-        skip = blank_lp_all > math.log(blank_skip_threshold)
+    search = PrefixBeam(beam, blank, blank_skip_threshold, scorer)
+    search.advance(_check_log_probs(log_probs))
+    return search.nbest(nbest)
 
-    prefixes: list[tuple[int, ...]] = [()]
-    pb = np.zeros(1)  # (N,) log-prob of the paths of each prefix that end in blank
-    pnb = np.full(1, -np.inf)  # (N,) ... that end in the prefix's last token
-    last = np.full(1, -1)  # (N,) last token of each prefix, -1 for the empty one
-    fused = np.zeros(1)  # (N,) scorer's sum of each prefix
-    states = [scorer.init_state()] if scorer is not None else None
-    for t in range(num_frames):
-        total = np.logaddexp(pb, pnb)  # (N,)
-        if skip[t]:
-            pb, pnb = total + blank_lp_all[t], np.full_like(pnb, -np.inf)
-            continue
-        cands = cands_all[t]  # (k,)
-        repeat = last[:, None] == cands  # (N, k), at most one True per row
-        # Paths that keep prefix n: a blank, or a repeat of its last token.
-        stay_pb = total + stay_blank_lp_all[t]  # (N,)
-        stay_pnb = np.where(repeat, pnb[:, None] + cand_lp_all[t], -np.inf).max(axis=1)  # (N,)
-        # Paths that grow prefix n by token c; a repeat of its last token must follow a blank.
-        grow = np.where(repeat, pb[:, None], total[:, None]) + grow_lp_all[t]  # (N, k)
-        # Only a prefix already in the beam can be reached twice (kept, and grown from its
-        # parent by its last token): merge those into its stay entry.
-        row_of = {p: n for n, p in enumerate(prefixes)}
-        col_of = {c: j for j, c in enumerate(cands.tolist())}
-        for n, p in enumerate(prefixes):
-            if p and (parent := row_of.get(p[:-1])) is not None and (j := col_of.get(p[-1])) is not None:
-                stay_pnb[n] = np.logaddexp(stay_pnb[n], grow[parent, j])
-                grow[parent, j] = -np.inf
 
-        # Candidates: prefix n grown by cands[j] at (n, j < k), prefix n kept at (n, k).
-        if scorer is None:
-            grow_fused = fused[:, None]  # (N, 1)
-        else:
-            grow_fused, grow_states = _score_growths(scorer, states, fused, cands, grow > -np.inf)  # (N, k), N x k
-        stay = np.logaddexp(stay_pb, stay_pnb) + fused  # (N,)
-        scores = np.concatenate([grow + grow_fused, stay[:, None]], axis=1).ravel()  # (N*(k+1),)
-        best = np.argsort(-scores, kind="stable")[:beam]
-        best = best[scores[best] > -np.inf]
-        src, col = np.divmod(best, k + 1)  # (N',), (N',)
-        is_stay = col == k
-        token = np.where(is_stay, last[src], cands[np.minimum(col, k - 1)])  # (N',) new last token
-        prefixes = [
-            prefixes[n] if stay else prefixes[n] + (c,)
-            for n, stay, c in zip(src.tolist(), is_stay.tolist(), token.tolist())
-        ]
-        if scorer is None:
-            fused = fused[src]
-        else:
-            states = [states[n] if j == k else grow_states[n][j] for n, j in zip(src.tolist(), col.tolist())]
-            fused = np.concatenate([grow_fused, fused[:, None]], axis=1).ravel()[best]
-        pb = np.where(is_stay, stay_pb[src], -np.inf)
-        pnb = np.concatenate([grow, stay_pnb[:, None]], axis=1).ravel()[best]
-        last = token
+class PrefixBeam:
+    """The state of a CTC prefix beam search, advanced by any number of frames at a time (streaming).
 
-    final = np.logaddexp(pb, pnb) + fused  # (N,)
-    order = np.argsort(-final, kind="stable")[: nbest or beam]
-    return [(prefixes[n], float(final[n])) for n in order]
+    Advancing by the frames of several chunks one chunk after another is the same computation as advancing by all
+    of them at once (:func:`ctc_prefix_beam_search`); :meth:`nbest` may be read between chunks (partial results).
+
+    Args: as :func:`ctc_prefix_beam_search`.
+
+    Attributes:
+        frames: frames read so far.
+    """
+
+    def __init__(self, beam: int = 10, blank: int = 0, blank_skip_threshold: float | None = None,
+                 scorer: PrefixScorer | None = None):
+        self.beam, self.blank, self.blank_skip_threshold, self.scorer = beam, blank, blank_skip_threshold, scorer
+        self.frames = 0
+        self.prefixes: list[tuple[int, ...]] = [()]
+        self.pb = np.zeros(1)  # (N,) log-prob of the paths of each prefix that end in blank
+        self.pnb = np.full(1, -np.inf)  # (N,) ... that end in the prefix's last token
+        self.last = np.full(1, -1)  # (N,) last token of each prefix, -1 for the empty one
+        self.fused = np.zeros(1)  # (N,) scorer's sum of each prefix
+        self.states = [scorer.init_state()] if scorer is not None else None
+
+    def advance(self, log_probs: Any) -> PrefixBeam:
+        """Read more frames.
+
+        Args:
+            log_probs: (T, V) float, CTC log-probabilities of the next T frames (T may be 0).
+
+        Returns:
+            self.
+        """
+        lp = _check_log_probs(log_probs)
+        num_frames, vocab = lp.shape
+        if num_frames == 0:
+            return self
+        beam, blank, scorer = self.beam, self.blank, self.scorer
+        k = min(beam, vocab)
+        cands_all = np.argpartition(lp, vocab - k, axis=1)[:, vocab - k :]  # (T, k) best tokens per frame
+        cand_lp_all = np.take_along_axis(lp, cands_all, axis=1).astype(np.float64)  # (T, k)
+        is_blank = cands_all == blank  # (T, k)
+        blank_lp_all = lp[:, blank].astype(np.float64)  # (T,)
+        stay_blank_lp_all = np.where(is_blank.any(axis=1), blank_lp_all, -np.inf)  # (T,) -inf where blank not tried
+        grow_lp_all = np.where(is_blank, -np.inf, cand_lp_all)  # (T, k) a blank never grows a prefix
+        skip = np.zeros(num_frames, dtype=bool)
+        if self.blank_skip_threshold is not None:
+            skip = blank_lp_all > math.log(self.blank_skip_threshold)
+
+        prefixes, pb, pnb, last, fused, states = self.prefixes, self.pb, self.pnb, self.last, self.fused, self.states
+        for t in range(num_frames):
+            total = np.logaddexp(pb, pnb)  # (N,)
+            if skip[t]:
+                pb, pnb = total + blank_lp_all[t], np.full_like(pnb, -np.inf)
+                continue
+            cands = cands_all[t]  # (k,)
+            repeat = last[:, None] == cands  # (N, k), at most one True per row
+            # Paths that keep prefix n: a blank, or a repeat of its last token.
+            stay_pb = total + stay_blank_lp_all[t]  # (N,)
+            stay_pnb = np.where(repeat, pnb[:, None] + cand_lp_all[t], -np.inf).max(axis=1)  # (N,)
+            # Paths that grow prefix n by token c; a repeat of its last token must follow a blank.
+            grow = np.where(repeat, pb[:, None], total[:, None]) + grow_lp_all[t]  # (N, k)
+            # Only a prefix already in the beam can be reached twice (kept, and grown from its
+            # parent by its last token): merge those into its stay entry.
+            row_of = {p: n for n, p in enumerate(prefixes)}
+            col_of = {c: j for j, c in enumerate(cands.tolist())}
+            for n, p in enumerate(prefixes):
+                if p and (parent := row_of.get(p[:-1])) is not None and (j := col_of.get(p[-1])) is not None:
+                    stay_pnb[n] = np.logaddexp(stay_pnb[n], grow[parent, j])
+                    grow[parent, j] = -np.inf
+
+            # Candidates: prefix n grown by cands[j] at (n, j < k), prefix n kept at (n, k).
+            if scorer is None:
+                grow_fused = fused[:, None]  # (N, 1)
+            else:
+                grow_fused, grow_states = _score_growths(scorer, states, fused, cands, grow > -np.inf)  # (N, k), N x k
+            stay = np.logaddexp(stay_pb, stay_pnb) + fused  # (N,)
+            scores = np.concatenate([grow + grow_fused, stay[:, None]], axis=1).ravel()  # (N*(k+1),)
+            best = np.argsort(-scores, kind="stable")[:beam]
+            best = best[scores[best] > -np.inf]
+            src, col = np.divmod(best, k + 1)  # (N',), (N',)
+            is_stay = col == k
+            token = np.where(is_stay, last[src], cands[np.minimum(col, k - 1)])  # (N',) new last token
+            prefixes = [
+                prefixes[n] if stay else prefixes[n] + (c,)
+                for n, stay, c in zip(src.tolist(), is_stay.tolist(), token.tolist())
+            ]
+            if scorer is None:
+                fused = fused[src]
+            else:
+                states = [states[n] if j == k else grow_states[n][j] for n, j in zip(src.tolist(), col.tolist())]
+                fused = np.concatenate([grow_fused, fused[:, None]], axis=1).ravel()[best]
+            pb = np.where(is_stay, stay_pb[src], -np.inf)
+            pnb = np.concatenate([grow, stay_pnb[:, None]], axis=1).ravel()[best]
+            last = token
+        self.prefixes, self.pb, self.pnb, self.last, self.fused, self.states = prefixes, pb, pnb, last, fused, states
+        self.frames += num_frames
+        return self
+
+    def nbest(self, nbest: int | None = None) -> Nbest:
+        """The ``nbest`` (default ``beam``) best (token ids, score) pairs after the frames read so far, best first
+        (score as in :func:`ctc_prefix_beam_search`); the empty hypothesis before any frame."""
+        final = np.logaddexp(self.pb, self.pnb) + self.fused  # (N,)
+        order = np.argsort(-final, kind="stable")[: nbest or self.beam]
+        return [(self.prefixes[n], float(final[n])) for n in order]
 
 
 def _score_growths(

@@ -1,11 +1,13 @@
 """``python -m asr.export``: model file -> ONNX folder(s), checked against PyTorch.
 
     python -m asr.export --model exp/x/model.safetensors --out exp/x/onnx [--quantize int8 mixed ...] [--om-profile]
+        [--streaming-chunk 16 [--streaming-left-chunks 4]]
     python -m asr.export --model exp/x/model.safetensors --out exp/x/sherpa-onnx --format sherpa-onnx
 
 Writes ``OUT/`` (dynamic fp32: encoder.onnx, ctc.onnx, decoder.onnx, units.txt), one folder per
 ``--quantize`` variant (``int8``, ``int8_channel``, ``mixed``, ``mixed_fp16``, ``fp16``: asr.export.quantize),
 ``OUT/om/`` (static profile with its decoder gears, build_om.sh, keep_dtype.cfg) and ``OUT/export_report.json``;
+with ``--streaming-chunk``, the streaming encoder ``encoder_chunk.onnx`` in ``OUT/`` and ``OUT/om/`` (asr.export.streaming);
 with ``--format sherpa-onnx``, ``OUT/model.onnx`` and ``OUT/tokens.txt`` for sherpa-onnx (:mod:`asr.export.sherpa`).
 Fails (exit 1) when ONNX Runtime and PyTorch differ by more than ``--tolerance``.
 """
@@ -21,9 +23,11 @@ import onnx
 import onnxruntime as ort
 
 from asr.decoding.arrays import to_numpy
+from asr.export.format import STREAMING_PARTS, read_folder_metadata
 from asr.export.om import DEFAULT_FRAMES, export_static_folder, static_profile, write_atc_script
-from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, file_digest, model_dims, parity, \
-    random_cases
+from asr.export.onnx import OPSET, PARITY_TOLERANCE, example_inputs, export_folder, export_metadata, file_digest, \
+    model_dims, parity, random_cases
+from asr.export.streaming import add_to_atc_script, chunk_parity, export_chunk_part, streaming_settings
 from asr.export.quantize import MODES, quantize_folder
 from asr.export.sherpa import export_sherpa_onnx, sherpa_feature_config, sherpa_parity
 from asr.inference.backends.om_backend import OMBackend
@@ -99,15 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soc-version", default="Ascend310P3", help="default --soc_version of build_om.sh")
     parser.add_argument("--precision-mode", default="allow_mix_precision",
                         help="default --precision_mode of build_om.sh")
+    parser.add_argument("--streaming-chunk", type=int, help="also export the streaming encoder for chunks of this "
+                        "many encoder frames (a model trained with model.encoder.causal=true)")
+    parser.add_argument("--streaming-left-chunks", type=int, default=4,
+                        help="earlier chunks the streaming encoder attends to (its fixed cache)")
     parser.add_argument("--tolerance", type=float, default=PARITY_TOLERANCE, help="largest accepted |ONNX - PyTorch|")
     args = parser.parse_args(argv)
-    if args.format == "sherpa-onnx" and (args.quantize or args.om_profile):
-        parser.error("--quantize and --om-profile apply to --format onnx only")
+    if args.format == "sherpa-onnx" and (args.quantize or args.om_profile or args.streaming_chunk is not None):
+        parser.error("--quantize, --om-profile and --streaming-chunk apply to --format onnx only")
     if args.format == "sherpa-onnx":
         return export_sherpa(args)
 
     try:
         loaded = load_model_file(args.model)
+        if args.streaming_chunk is not None:  # fail before exporting anything
+            streaming_settings(loaded.model.encoder, args.streaming_chunk, args.streaming_left_chunks)
         out, version = Path(args.out), file_digest(args.model)
         report: dict = {"model": str(args.model), "model_version": version, "opset": OPSET, "tolerance": args.tolerance}
 
@@ -144,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             if not agreement["log_prob_max_diff"] <= args.tolerance:
                 failed["om"] = agreement["log_prob_max_diff"]
 
+        if args.streaming_chunk is not None:
+            report["streaming"] = export_streaming(loaded, out, version, args)
+            failed.update({f"streaming {k}": d for k, d in report["streaming"]["parity_max_abs_diff"].items()
+                           if not d <= args.tolerance})
+
         with atomic_write(out / "export_report.json") as f:
             json.dump(report, f, indent=2, ensure_ascii=False)
     except (OSError, ValueError) as e:
@@ -153,6 +168,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export: parity FAILED (tolerance {args.tolerance:g}): {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def export_streaming(loaded, out: Path, version: str, args: argparse.Namespace) -> dict:
+    """The chunk graph in ``out`` (and ``out/om`` with ``--om-profile``), each checked against PyTorch through
+    its backend's streaming path; returns the report's ``streaming`` entry."""
+    chunk, left = args.streaming_chunk, args.streaming_left_chunks
+    folders = {"onnxruntime": (out, {"kind": "dynamic"})}
+    if args.om_profile:
+        folders["om"] = (out / "om", read_folder_metadata(out / "om", "static")["profile"])
+    diffs = {}
+    for name, (folder, profile) in folders.items():
+        path = folder / STREAMING_PARTS["encoder_chunk"].file
+        export_chunk_part(loaded, path, export_metadata(loaded, version, profile), chunk, left,
+                          static=profile["kind"] == "static")
+        if name == "om":
+            add_to_atc_script(folder)
+            with OMBackend(folder, runtime="onnxruntime", num_threads=1) as backend:
+                diffs[name] = chunk_parity(loaded, backend.stream_encoder())
+        else:
+            diffs[name] = chunk_parity(loaded, OnnxRuntimeBackend(folder, num_threads=1).stream_encoder())
+    print(f"stream {out}: encoder_chunk.onnx, chunk {chunk} x {left} left chunks; max |ONNX - PyTorch| chunk by chunk: "
+          + ", ".join(f"{name} {d:.2e}" for name, d in diffs.items()))
+    return {"chunk_size": chunk, "num_left_chunks": left, "parity_max_abs_diff": diffs}
 
 
 if __name__ == "__main__":

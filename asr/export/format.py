@@ -3,7 +3,9 @@
 The one module that knows the on-disk format of ``python -m asr.export``; the exporter writes through it and
 every backend (ONNX Runtime, Ascend OM) reads through it.
 
-A folder holds ``encoder.onnx``, ``ctc.onnx``, ``decoder.onnx`` (the :data:`PARTS`) and ``units.txt``. Every
+A folder holds ``encoder.onnx``, ``ctc.onnx``, ``decoder.onnx`` (the :data:`PARTS`) and ``units.txt``, and
+for streaming ``encoder_chunk.onnx`` (the :data:`STREAMING_PARTS`: one chunk of the encoder with its caches as
+explicit inputs and outputs, all shapes fixed, with a ``streaming`` metadata key saying which chunk). Every
 ONNX file carries the whole decoding metadata in its ``metadata_props`` (string values, see
 :data:`METADATA_KEYS`), so one file is enough to rebuild the tokenizer, features and CMVN. A static (Ascend)
 profile is the same layout with fixed shapes, its ``profile`` metadata says which.
@@ -28,7 +30,9 @@ from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, tokenizer_from_dict
 from asr.utils.untrusted import parse_json
 
-# 2: fbank_options, decoder_conventions, model_type and producer added (everything an independent runtime needs).
+# 2: fbank_options, decoder_conventions, model_type and producer added (everything an independent runtime needs);
+#    the optional streaming part (encoder_chunk.onnx, with the 'streaming' key on it alone) came in this version too:
+#    a folder exported without it is exactly the non-streaming folder.
 FORMAT_VERSION = 2
 PRODUCER = "mandarin-asr"  # the package (pyproject.toml); ``producer`` metadata is "NAME VERSION"
 
@@ -74,6 +78,24 @@ PARTS: dict[str, PartSpec] = {
     ),
 }
 
+# The streaming encoder: one chunk of a stream (batch 1), every shape fixed (the same graph under ONNX Runtime and,
+# as a static profile, under Ascend ATC). The state goes in and comes out; nothing is kept in the graph:
+#   feats (1, W, F) float32: the chunk's features with the subsampling's right context, W = (C-1)*rate + T_min,
+#       zero-padded at the end of a stream, feats_lens (1,) int64 the valid ones;
+#   offset (1,) int64: encoder frames of the stream before this chunk (absolute and rotary positions);
+#   att_cache (N, 1, H, L, 2*D/H) float32: keys and values of the last L = C * left_chunks frames of every block,
+#       cache_len (1,) int64 how many of them are real (the newest are last; empty slots are masked out);
+#   cnn_cache (N, 1, D, K-1) float32: the causal convolutions' last inputs (zeros at the start);
+#   -> enc_out (1, C, D), enc_lens (1,) int64 (frames past it are padding), next_offset, next_att_cache,
+#      next_cache_len, next_cnn_cache (the inputs of the next chunk).
+STREAMING_PARTS: dict[str, PartSpec] = {
+    "encoder_chunk": PartSpec(
+        "encoder_chunk.onnx", ("feats", "feats_lens", "offset", "att_cache", "cache_len", "cnn_cache"),
+        ("enc_out", "enc_lens", "next_offset", "next_att_cache", "next_cache_len", "next_cnn_cache"), {},
+    ),
+}
+STREAMING_KEYS = ("chunk_size", "num_left_chunks", "cache_size", "input_frames", "stride", "min_input_frames")
+
 # A static (Ascend) profile also holds the decoder at each token-length gear shorter than max_tokens
 # (the profile's ``token_gears``; asr.export.om): same part, same inputs, a shorter token axis.
 GEAR_FILE = "decoder_L{}.onnx"
@@ -104,6 +126,7 @@ METADATA_KEYS: dict[str, tuple[str, str]] = {
 }
 OPTIONAL_METADATA_KEYS: dict[str, tuple[str, str]] = {
     "quantization": ("str", "what asr.export.quantize did, e.g. 'int8 except ctc_out,...'"),
+    "streaming": ("json", "the encoder_chunk part's chunk (and only its): " + ", ".join(STREAMING_KEYS)),
     "training_lengths": ("json", "duration statistics of the training utterances (asr.data.lengths), when the "
                                  "model file has them"),
 }
@@ -163,8 +186,14 @@ def parse_metadata(props: dict[str, str], where: str) -> dict:
             out[key] = parse_json(raw, f"{where}: metadata key {key!r}")
         else:
             out[key] = raw
-    if out["part"] not in PARTS:
-        raise ValueError(f"{where}: metadata key 'part' is {out['part']!r}, expected one of {list(PARTS)}")
+    if out["part"] not in PARTS and out["part"] not in STREAMING_PARTS:
+        raise ValueError(f"{where}: metadata key 'part' is {out['part']!r}, expected one of "
+                         f"{list(PARTS) + list(STREAMING_PARTS)}")
+    if (out["part"] in STREAMING_PARTS) != ("streaming" in out):
+        raise ValueError(f"{where}: metadata key 'streaming' belongs to the {list(STREAMING_PARTS)} part, and only "
+                         f"to it (this file is the {out['part']} part)")
+    if "streaming" in out:
+        check_streaming(out["streaming"], f"{where}: metadata key 'streaming'")
     from asr.model.frames import SUBSAMPLING_LAYERS  # noqa: PLC0415
 
     if out["subsampling"] not in SUBSAMPLING_LAYERS:
@@ -219,6 +248,22 @@ def check_static_profile(profile: dict, where: str) -> dict:
             for v in shapes.values()):
         raise ValueError(f"{where}: 'shapes' must give positive sizes for each of {list(PARTS)}")
     return profile
+
+
+def check_streaming(streaming: dict, where: str) -> dict:
+    """Check a chunk graph's ``streaming`` settings: positive integers (``num_left_chunks`` at least 1: a fixed
+    cache) that agree with each other; return them."""
+    if not isinstance(streaming, dict) or set(streaming) != set(STREAMING_KEYS):
+        raise ValueError(f"{where}: must be an object with exactly the keys {list(STREAMING_KEYS)}")
+    for key in STREAMING_KEYS:
+        value = streaming[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{where}: {key!r} must be a positive integer, got {value!r}")
+    chunk, rate = streaming["chunk_size"], streaming["stride"] // streaming["chunk_size"]
+    if (streaming["stride"] != chunk * rate or streaming["cache_size"] != chunk * streaming["num_left_chunks"]
+            or streaming["input_frames"] != (chunk - 1) * rate + streaming["min_input_frames"]):
+        raise ValueError(f"{where}: inconsistent sizes {streaming}")
+    return streaming
 
 
 def _varint(read) -> int | None:
@@ -330,6 +375,31 @@ def read_parts_metadata(paths: Mapping[str, str | os.PathLike], kind: str, where
         hint = "use the om backend (runtime onnxruntime)" if found == "static" else "export a static profile"
         raise ValueError(f"{where}: holds a {found}-shape export, a {kind} one is needed ({hint})")
     return metas["encoder"]
+
+
+def read_streaming_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
+    """Metadata of a folder's streaming encoder (``encoder_chunk.onnx``), checked to come from the same model as
+    its ``encoder.onnx`` and to have profile ``kind``.
+
+    Raises:
+        FileNotFoundError: the folder was exported without ``--streaming-chunk``.
+        ValueError: as :func:`parse_metadata`, or another model or profile than the folder's.
+    """
+    spec = STREAMING_PARTS["encoder_chunk"]
+    path = Path(model_dir) / spec.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no streaming encoder ({spec.file}); export one with `python -m "
+                                "asr.export --streaming-chunk 16` (and --om-profile for the static profile)")
+    meta = read_file_metadata(path)
+    if meta["part"] != "encoder_chunk":
+        raise ValueError(f"{path}: holds the {meta['part']} part")
+    encoder = read_file_metadata(Path(model_dir) / PARTS["encoder"].file)
+    if meta["model_version"] != encoder["model_version"]:
+        raise ValueError(f"{path}: comes from model {meta['model_version']}, the folder's encoder from "
+                         f"{encoder['model_version']}; re-export the folder")
+    if meta["profile"]["kind"] != kind:
+        raise ValueError(f"{path}: holds a {meta['profile']['kind']}-shape export, a {kind} one is needed")
+    return meta
 
 
 def training_lengths(meta: dict) -> TrainingLengths | None:

@@ -3,6 +3,7 @@
     asr-transcribe a.wav b.flac --model exp/x/model.safetensors
     asr-transcribe recordings/ --recursive --model exp/x/onnx/int8 --backend onnxruntime --json
     asr-transcribe 'calls/*.flac' --model exp/x/onnx/om --backend om [--om-runtime onnxruntime] --vad silero
+    asr-transcribe a.wav --model exp/x/model.safetensors --streaming --chunk 16 [--realtime]   (stream_cli.py)
 
 Inputs: files, folders (their audio files; sub-folders too with ``--recursive``) and glob patterns (expanded
 here when the shell did not; ``**`` with ``--recursive``).
@@ -30,7 +31,7 @@ import glob
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from asr.data.audio import AudioFile
 from asr.inference.backends.base import UnsupportedOperation
@@ -40,6 +41,7 @@ from asr.inference.modes import MODES
 from asr.inference.open_model import BACKENDS, open_recognizer
 from asr.inference.recognizer import Recognizer
 from asr.inference.segmenter import Segmenter
+from asr.inference.stream_cli import add_streaming_arguments, streaming_transcriber
 from asr.inference.vad import EnergyVAD
 
 __all__ = ["main", "open_recognizer", "EXIT_CANNOT_START"]
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-resample", action="store_true", help="refuse files of another sample rate")
     parser.add_argument("--allow-truncated", action="store_true",
                         help="transcribe what a truncated WAV holds instead of failing it")
+    add_streaming_arguments(parser)
     return parser
 
 
@@ -156,12 +159,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asr-transcribe: cannot load the model: {e}", file=sys.stderr)
         return EXIT_CANNOT_START
     try:
+        if args.streaming:  # one stream per file (stream_cli.py)
+            return transcribe_all(args, streaming_transcriber(recognizer, args))
         recognizer.check_modes([args.mode])
         vad = make_vad(args.vad)
         if args.max_segment is None and recognizer.training_lengths is None:
             print(f"asr-transcribe: note: {args.model} does not record how long its training utterances were; "
                   f"pieces of at most {FALLBACK_MAX_SEGMENT:g} s (choose with --max-segment)", file=sys.stderr)
-        return transcribe_all(recognizer, vad, args)
+        return transcribe_all(args, whole_file_transcriber(recognizer, vad, args))
     except (UnsupportedOperation, ValueError, ImportError) as e:
         print(f"asr-transcribe: {e}", file=sys.stderr)
         return EXIT_CANNOT_START
@@ -171,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             close()
 
 
-def transcribe_all(recognizer: Recognizer, vad, args: argparse.Namespace) -> int:
-    """Transcribe every input, printing each result as it is done; returns the exit status."""
+def transcribe_all(args: argparse.Namespace, transcribe_one: Callable[[str], None]) -> int:
+    """Transcribe every input with ``transcribe_one(path)`` (which prints the file's result, or raises), reporting
+    each failure as it happens and all of them at the end; returns the exit status."""
     failed: list[tuple[str, str]] = []
     done = 0
     try:
@@ -180,10 +186,7 @@ def transcribe_all(recognizer: Recognizer, vad, args: argparse.Namespace) -> int
             try:
                 if input_error is not None:
                     raise input_error
-                audio = AudioFile(name, recognizer.pipeline.fbank.sample_rate, not args.no_resample, args.channel,
-                                  allow_truncated=args.allow_truncated)
-                transcript = transcribe_file(recognizer, audio, vad, args.mode, args.batch_size, args.max_segment,
-                                             Segmenter(min_silence=args.min_silence, pad=args.pad))
+                transcribe_one(name)
             except Exception as e:  # noqa: BLE001 (any failure of one file is that file's, never the run's)
                 why = reason(e, name)
                 failed.append((name, why))
@@ -191,18 +194,6 @@ def transcribe_all(recognizer: Recognizer, vad, args: argparse.Namespace) -> int
                 if args.json:
                     print(json.dumps({"file": name, "duration": None, "text": None, "segments": [], "notes": [],
                                       "error": why}, ensure_ascii=False))
-                sys.stdout.flush()
-                done += 1
-                continue
-            for note in transcript.notes:
-                print(f"asr-transcribe: {name}: {note}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"file": name, "duration": round(audio.duration, 3), "text": transcript.text,
-                                  "segments": [{"start": s.start, "end": s.end, "text": s.text}
-                                               for s in transcript.segments],
-                                  "notes": transcript.notes, "error": None}, ensure_ascii=False))
-            else:
-                print(f"{name}\t{transcript.text}")
             sys.stdout.flush()
             done += 1
     except KeyboardInterrupt:
@@ -210,6 +201,27 @@ def transcribe_all(recognizer: Recognizer, vad, args: argparse.Namespace) -> int
         return EXIT_INTERRUPTED
     summary(failed, done)
     return min(len(failed), EXIT_MAX_FAILED)
+
+
+def whole_file_transcriber(recognizer: Recognizer, vad, args: argparse.Namespace) -> Callable[[str], None]:
+    """``transcribe_one`` of :func:`transcribe_all` for whole-file decoding (segmented when long)."""
+
+    def transcribe_one(name: str) -> None:
+        audio = AudioFile(name, recognizer.pipeline.fbank.sample_rate, not args.no_resample, args.channel,
+                          allow_truncated=args.allow_truncated)
+        transcript = transcribe_file(recognizer, audio, vad, args.mode, args.batch_size, args.max_segment,
+                                     Segmenter(min_silence=args.min_silence, pad=args.pad))
+        for note in transcript.notes:
+            print(f"asr-transcribe: {name}: {note}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"file": name, "duration": round(audio.duration, 3), "text": transcript.text,
+                              "segments": [{"start": s.start, "end": s.end, "text": s.text}
+                                           for s in transcript.segments],
+                              "notes": transcript.notes, "error": None}, ensure_ascii=False))
+        else:
+            print(f"{name}\t{transcript.text}")
+
+    return transcribe_one
 
 
 def summary(failed: list[tuple[str, str]], done: int, interrupted: bool = False) -> None:

@@ -22,7 +22,7 @@ def guess_backend(model: str | Path) -> str:
 
 def open_recognizer(model: str, backend: str | None = None, threads: int | None = None, om_runtime: str = "acl",
                     device: str = "cpu", providers: tuple[str, ...] = ("CPUExecutionProvider",),
-                    **kwargs) -> Recognizer:
+                    chunk_size: int = 0, num_left_chunks: int = -1, **kwargs) -> Recognizer:
     """A Recognizer on the backend that fits ``model``.
 
     Args:
@@ -33,6 +33,9 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
         om_runtime: ``acl`` (NPU) or ``onnxruntime`` (the static ONNX files on CPU), for the om backend.
         device: where the torch backend runs.
         providers: ONNX Runtime execution providers, in order of preference, for the onnxruntime backend.
+        chunk_size, num_left_chunks: > 0: the torch backend encodes whole utterances under a streaming model's chunk
+            mask (:class:`TorchBackend`); exported folders encode with full context (their streaming encoder runs
+            in ``Recognizer.stream``), so they refuse a chunk size.
         kwargs: other ``Recognizer`` arguments (beam, nbest, modes, lm, ...).
 
     Raises:
@@ -55,7 +58,11 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
                              "folder runs without it (--backend onnxruntime or om)") from None
         if threads:
             torch.set_num_threads(threads)
-        return Recognizer.from_model_file(str(path), device, **kwargs)
+        return Recognizer.from_model_file(str(path), device, chunk_size=chunk_size, num_left_chunks=num_left_chunks,
+                                          **kwargs)
+    if chunk_size:
+        raise ValueError(f"chunk_size={chunk_size} decodes whole utterances under the chunk mask on the torch backend "
+                         f"only; the {backend} backend streams with Recognizer.stream (asr-transcribe --streaming)")
     if not path.is_dir():
         raise ValueError(f"{model}: the {backend} backend needs a folder written by `python -m asr.export`")
     runner = (OnnxRuntimeBackend(path, num_threads=threads, providers=providers) if backend == "onnxruntime"

@@ -21,6 +21,7 @@ from asr.features.cmvn import GlobalCMVN
 from asr.inference.backends.base import Array, Backend, UnsupportedOperation
 from asr.inference.features import feature_path, pad_features
 from asr.inference.modes import MODES, Encoded, Mode
+from asr.inference.streaming import EndpointRule, Stream
 from asr.tokenizer import Tokenizer
 
 # What a mode's need is called where the user sets it, for the message when it is missing.
@@ -74,14 +75,17 @@ class Recognizer:
         self.seconds: Counter[str] = Counter()
 
     @classmethod
-    def from_model_file(cls, path: str | os.PathLike, device: Any = "cpu", **kwargs) -> Recognizer:
-        """A recognizer on the PyTorch backend; ``kwargs`` are the other arguments of ``__init__``."""
+    def from_model_file(cls, path: str | os.PathLike, device: Any = "cpu", chunk_size: int = 0,
+                        num_left_chunks: int = -1, **kwargs) -> Recognizer:
+        """A recognizer on the PyTorch backend (``chunk_size``, ``num_left_chunks``: as :class:`TorchBackend`);
+        ``kwargs`` are the other arguments of ``__init__``."""
         from asr.inference.backends.torch_backend import TorchBackend  # noqa: PLC0415 (torch only here)
         from asr.modelfile import load_model_file  # noqa: PLC0415
 
         loaded = load_model_file(path, device)
-        return cls(TorchBackend(loaded.model, device), loaded.tokenizer, loaded.fbank, loaded.cmvn,
-                   training_lengths=loaded.training_lengths, **kwargs)
+        backend = TorchBackend(loaded.model, device, chunk_size=chunk_size, num_left_chunks=num_left_chunks)
+        return cls(backend, loaded.tokenizer, loaded.fbank, loaded.cmvn, training_lengths=loaded.training_lengths,
+                   **kwargs)
 
     def check_modes(self, names: list[str]) -> None:
         """Raise unless every mode is in the table and has what it needs.
@@ -167,3 +171,25 @@ class Recognizer:
             return []
         padded, feats_lens = pad_features([self.pipeline.features(wav) for wav in wavs])  # (B, T, F), (B,)
         return self.decode_feats(padded, feats_lens, [mode])[mode]
+
+    def stream(self, chunk_size: int | None = None, num_left_chunks: int | None = None, rescore: bool = True,
+               endpoint: EndpointRule | None = EndpointRule(), use_lm: bool = False) -> Stream:
+        """A new audio stream, decoded chunk by chunk (:mod:`asr.inference.streaming`).
+
+        Args:
+            chunk_size: encoder frames per chunk (latency: ``chunk_size`` x the subsampling rate x 10 ms); None =
+                the exported streaming encoder's, or 16 on the torch backend.
+            num_left_chunks: earlier chunks each chunk attends to (negative = all); None = the export's, or all.
+            rescore: rescore each segment's N-best with the attention decoder at its endpoint.
+            endpoint: when a segment ends; None = one segment until ``finalize``.
+            use_lm: shallow fusion with the recognizer's LM.
+
+        Raises:
+            ValueError: a chunk size the model cannot run (not positive, a model without a causal convolution,
+                another chunk than the exported one).
+            UnsupportedOperation: a backend without a streaming encoder.
+        """
+        make = getattr(self.backend, "stream_encoder", None)
+        if make is None:
+            raise UnsupportedOperation(f"the {type(self.backend).__name__} has no streaming encoder")
+        return Stream(self, make(chunk_size, num_left_chunks), rescore, endpoint, use_lm)

@@ -82,9 +82,10 @@ class ASRModel(nn.Module):
             unused.append("ctc")
         return unused
 
-    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Args: feats: (B, T, F); feats_lens: (B,). Returns: enc_out (B, T', D), enc_lens (B,)."""
-        return self.encoder(feats, feats_lens)
+    def encode(self, feats: torch.Tensor, feats_lens: torch.Tensor, **chunking) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: feats: (B, T, F); feats_lens: (B,); chunking: ``chunk_size``, ``num_left_chunks`` for a streaming
+        encoder (``ConformerEncoder.forward``). Returns: enc_out (B, T', D), enc_lens (B,)."""
+        return self.encoder(feats, feats_lens, **chunking)
 
     def ctc_log_probs(self, enc_out: torch.Tensor) -> torch.Tensor:
         """Args: enc_out: (B, T', D). Returns: log_probs (B, T', V)."""

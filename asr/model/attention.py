@@ -8,6 +8,11 @@ for tests, benchmarks and the ONNX export).
 
 Masks are boolean with True = masked out, shaped (B, 1, Tk) (padding) or (B or 1, Tq, Tk) (padding and
 causality). A query row with every key masked (e.g. an empty utterance) outputs zeros, never NaN.
+
+Self-attention also runs chunk by chunk (``forward_chunk``, for streaming): the queries are the chunk's frames,
+the keys and values the cached ones of earlier frames followed by the chunk's own; the cache holds keys and
+values as the score uses them (after the rotation, for rotary positions), so a chunk gives the same output as the
+full forward with the matching chunk mask (:mod:`asr.model.chunk`).
 """
 from __future__ import annotations
 
@@ -24,22 +29,23 @@ from asr.model.posenc import rotary_tables
 def rel_shift(x: torch.Tensor) -> torch.Tensor:
     """Turn scores over relative positions into scores over key positions.
 
-    Column k of ``x`` holds relative position (T-1) - k (the order of ``RelPositionalEncoding``).
-    The score of query i and key j must use relative position i - j, i.e. column T-1-i+j:
-    ``out[..., i, j] = x[..., i, T-1-i+j]``. Padding one zero column on the left, flattening, and
-    dropping the first T entries moves every row i left by i (row length 2T-1 instead of 2T) with
-    reshapes only, no gather.
+    With Tq queries and Tk keys, the last Tq keys being the queries' own frames (self-attention, possibly after
+    Tk - Tq cached frames), column k of ``x`` holds relative position (Tk-1) - k (the order of
+    ``RelPositionalEncoding``: Tk-1 down to -(Tq-1)). The score of query i and key j must use relative position
+    (i + Tk - Tq) - j, i.e. column Tq-1-i+j: ``out[..., i, j] = x[..., i, Tq-1-i+j]``. Padding one zero column on
+    the left, flattening, and dropping the first Tq entries moves every row i left by i (row length P instead of
+    P+1) with reshapes only, no gather. Tk = Tq is the full forward.
 
     Args:
-        x: (B, H, T, 2T-1) float.
+        x: (B, H, Tq, P) float, P = Tk + Tq - 1.
 
     Returns:
-        (B, H, T, T) float.
+        (B, H, Tq, Tk) float.
     """
     b, h, t, p = x.shape
-    x = F.pad(x, (1, 0))  # (B, H, T, 2T)
-    x = x.reshape(b, h, t * (p + 1))[..., t:]  # (B, H, 2T*T) -> (B, H, T*(2T-1))
-    return x.reshape(b, h, t, p)[..., :t]  # (B, H, T, 2T-1) -> (B, H, T, T)
+    x = F.pad(x, (1, 0))  # (B, H, Tq, P+1)
+    x = x.reshape(b, h, t * (p + 1))[..., t:]  # (B, H, Tq*(P+1)) -> (B, H, Tq*P)
+    return x.reshape(b, h, t, p)[..., : p - t + 1]  # (B, H, Tq, P) -> (B, H, Tq, Tk)
 
 
 class MultiHeadAttention(nn.Module):
@@ -72,6 +78,41 @@ class MultiHeadAttention(nn.Module):
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, D) -> (B, T, H, D/H)."""
         return x.reshape(x.size(0), x.size(1), self.num_heads, self.d_head)
+
+    def _with_cache(self, k: torch.Tensor, v: torch.Tensor,
+                    att_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Put the cached keys and values before the chunk's.
+
+        Args:
+            k, v: (B, H, C, D/H) float, the chunk's.
+            att_cache: (B, H, L, 2*D/H) float, keys then values of the L cached frames (L may be 0).
+
+        Returns:
+            k, v: (B, H, L+C, D/H) float; new_cache: (B, H, L+C, 2*D/H) float.
+        """
+        k_cache, v_cache = att_cache.to(k.dtype).split(self.d_head, dim=-1)  # (B, H, L, D/H) each
+        k = torch.cat([k_cache, k], dim=2)  # (B, H, L+C, D/H)
+        v = torch.cat([v_cache, v], dim=2)  # (B, H, L+C, D/H)
+        return k, v, torch.cat([k, v], dim=-1)
+
+    def forward_chunk(self, x: torch.Tensor, mask: torch.Tensor | None, pos_emb: torch.Tensor | None,
+                      att_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-attention of a chunk over the cached frames and itself.
+
+        Args:
+            x: (B, C, D) float, the chunk's frames.
+            mask: (B or 1, 1 or C, L+C) bool, True = key not visible; or None.
+            pos_emb: unused here (see the subclasses).
+            att_cache: (B, H, L, 2*D/H) float (see :meth:`_with_cache`).
+
+        Returns:
+            out: (B, C, D) float; new_cache: (B, H, L+C, 2*D/H) float, the cache followed by this chunk.
+        """
+        q = self._split_heads(self.linear_q(x)).transpose(1, 2)  # (B, H, C, D/H)
+        k = self._split_heads(self.linear_k(x)).transpose(1, 2)  # (B, H, C, D/H)
+        v = self._split_heads(self.linear_v(x)).transpose(1, 2)  # (B, H, C, D/H)
+        k, v, new_cache = self._with_cache(k, v, att_cache)
+        return self._attend(q, k, v, mask), new_cache
 
     def forward(
         self,
@@ -202,6 +243,31 @@ class RelPositionMultiHeadAttention(MultiHeadAttention):
         pos_scores = rel_shift(q_v @ p.transpose(-2, -1))  # (B, H, T, 2T-1) -> (B, H, T, T)
         return self._attend(q_u, k, v, mask, bias=pos_scores / math.sqrt(self.d_head))
 
+    def forward_chunk(self, x: torch.Tensor, mask: torch.Tensor | None, pos_emb: torch.Tensor | None,
+                      att_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relative-position self-attention of a chunk over the cached frames and itself.
+
+        Args:
+            x: (B, C, D) float.
+            mask: (B or 1, 1 or C, L+C) bool, True = key not visible; or None.
+            pos_emb: (1, L+2C-1, D) float, positions L+C-1 .. -(C-1) (``RelPositionalEncoding.chunk``).
+            att_cache: (B, H, L, 2*D/H) float.
+
+        Returns:
+            out: (B, C, D) float; new_cache: (B, H, L+C, 2*D/H) float.
+        """
+        if pos_emb is None:
+            raise ValueError("RelPositionMultiHeadAttention needs pos_emb (use pos_enc='rel' in the encoder)")
+        q = self._split_heads(self.linear_q(x))  # (B, C, H, D/H)
+        k = self._split_heads(self.linear_k(x)).transpose(1, 2)  # (B, H, C, D/H)
+        v = self._split_heads(self.linear_v(x)).transpose(1, 2)  # (B, H, C, D/H)
+        k, v, new_cache = self._with_cache(k, v, att_cache)  # k, v: (B, H, L+C, D/H)
+        p = self._split_heads(self.linear_pos(pos_emb)).transpose(1, 2)  # (1, H, L+2C-1, D/H)
+        q_u = (q + self.pos_bias_u).transpose(1, 2)  # (B, H, C, D/H)
+        q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, C, D/H)
+        pos_scores = rel_shift(q_v @ p.transpose(-2, -1))  # (B, H, C, L+2C-1) -> (B, H, C, L+C)
+        return self._attend(q_u, k, v, mask, bias=pos_scores / math.sqrt(self.d_head)), new_cache
+
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate each head's vector by its position's angles (halves form the pairs).
@@ -257,3 +323,25 @@ class RoPEMultiHeadAttention(MultiHeadAttention):
         k = rotate(self._split_heads(self.linear_k(key)).transpose(1, 2), cos, sin)  # (B, H, T, D/H)
         v = self._split_heads(self.linear_v(value)).transpose(1, 2)  # (B, H, T, D/H)
         return self._attend(q, k, v, mask, causal=causal)
+
+    def forward_chunk(self, x: torch.Tensor, mask: torch.Tensor | None, pos_emb: torch.Tensor | None,
+                      att_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotary self-attention of a chunk; the cache holds keys already rotated by their own positions.
+
+        Args:
+            x: (B, C, D) float.
+            mask: (B or 1, 1 or C, L+C) bool, True = key not visible; or None.
+            pos_emb: (C,) float32 positions of the chunk's frames (``RotaryPositionalEncoding.chunk``).
+            att_cache: (B, H, L, 2*D/H) float.
+
+        Returns:
+            out: (B, C, D) float; new_cache: (B, H, L+C, 2*D/H) float.
+        """
+        if pos_emb is None:
+            raise ValueError("RoPEMultiHeadAttention needs the positions (use pos_enc='rope' in the encoder)")
+        cos, sin = rotary_tables(pos_emb, self.d_head)  # (C, D/H) each
+        q = rotate(self._split_heads(self.linear_q(x)).transpose(1, 2), cos, sin)  # (B, H, C, D/H)
+        k = rotate(self._split_heads(self.linear_k(x)).transpose(1, 2), cos, sin)  # (B, H, C, D/H)
+        v = self._split_heads(self.linear_v(x)).transpose(1, 2)  # (B, H, C, D/H)
+        k, v, new_cache = self._with_cache(k, v, att_cache)
+        return self._attend(q, k, v, mask), new_cache

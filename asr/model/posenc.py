@@ -2,7 +2,9 @@
 
 Every encoding has the same interface, ``forward(x) -> (x, pos_emb)``, so the encoder can swap them:
 the absolute one adds positions to ``x``; the relative one leaves ``x`` alone and returns the
-embeddings of the relative positions for ``RelPositionMultiHeadAttention``.
+embeddings of the relative positions for ``RelPositionMultiHeadAttention``. For streaming, ``chunk(x, offset,
+cache_size)`` does the same for a chunk of frames starting at frame ``offset`` of the utterance whose attention
+also sees ``cache_size`` cached frames before it.
 
 Positions and angles are computed in float32 (float64 for float64 inputs) and only the finished table is cast to
 the activations' dtype: in bfloat16 (8 bits of mantissa) the positions themselves would be rounded (+-349 to 605 distinct values)
@@ -19,6 +21,17 @@ from torch import nn
 def table_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype positional tables are computed in for activations ``x``: float64 for float64, else float32."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def chunk_positions(offset: int | torch.Tensor, size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Positions ``offset .. offset + size - 1`` as (size,) ``dtype``; ``offset`` an int or a 0-d / (1,) int64
+    tensor (a graph input of the exported streaming encoder)."""
+    positions = torch.arange(size, device=device, dtype=torch.int64)  # (size,)
+    if isinstance(offset, torch.Tensor):
+        positions = positions + offset.reshape(-1)[:1].to(device)
+    else:
+        positions = positions + offset
+    return positions.to(dtype)
 
 
 def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
@@ -59,6 +72,12 @@ class AbsolutePositionalEncoding(nn.Module):
         x = x * math.sqrt(self.d_model) + sinusoidal_embedding(positions, self.d_model).to(x.dtype)  # (B, T, D)
         return self.dropout(x), None
 
+    def chunk(self, x: torch.Tensor, offset: int | torch.Tensor, cache_size: int) -> tuple[torch.Tensor, None]:
+        """Args: x: (B, C, D), frames ``offset ..``; cache_size: unused. Returns: (x_out (B, C, D), None)."""
+        positions = chunk_positions(offset, x.size(1), x.device, table_dtype(x))  # (C,)
+        x = x * math.sqrt(self.d_model) + sinusoidal_embedding(positions, self.d_model).to(x.dtype)  # (B, C, D)
+        return self.dropout(x), None
+
 
 class RelPositionalEncoding(nn.Module):
     """Scaled input plus sinusoidal embeddings of the 2T-1 relative positions T-1, T-2, ..., -(T-1).
@@ -81,6 +100,17 @@ class RelPositionalEncoding(nn.Module):
         t = x.size(1)
         positions = torch.arange(t - 1, -t, -1, device=x.device, dtype=table_dtype(x))  # (2T-1,) T-1 .. -(T-1)
         pos_emb = sinusoidal_embedding(positions, self.d_model).to(x.dtype).unsqueeze(0)  # (1, 2T-1, D)
+        return self.dropout(x * math.sqrt(self.d_model)), self.dropout(pos_emb)
+
+    def chunk(self, x: torch.Tensor, offset: int | torch.Tensor, cache_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relative positions of a chunk's C queries over its L = ``cache_size`` + C keys: L-1 .. -(C-1).
+
+        Args: x: (B, C, D); offset: unused (only differences of positions matter); cache_size: L - C.
+        Returns: (x * sqrt(D) (B, C, D), pos_emb (1, L+C-1, D)).
+        """
+        c = x.size(1)
+        positions = torch.arange(cache_size + c - 1, -c, -1, device=x.device, dtype=table_dtype(x))  # (L+C-1,)
+        pos_emb = sinusoidal_embedding(positions, self.d_model).to(x.dtype).unsqueeze(0)  # (1, L+C-1, D)
         return self.dropout(x * math.sqrt(self.d_model)), self.dropout(pos_emb)
 
 
@@ -122,6 +152,12 @@ class RotaryPositionalEncoding(nn.Module):
         positions = torch.arange(x.size(1), device=x.device, dtype=torch.float32)  # (T,)
         return self.dropout(x * math.sqrt(self.d_model)), positions
 
+    def chunk(self, x: torch.Tensor, offset: int | torch.Tensor, cache_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args: x: (B, C, D), frames ``offset ..``; cache_size: unused (cached keys are already rotated).
+        Returns: (x * sqrt(D) (B, C, D), positions (C,) float32)."""
+        positions = chunk_positions(offset, x.size(1), x.device, torch.float32)  # (C,)
+        return self.dropout(x * math.sqrt(self.d_model)), positions
+
 
 class NoPositionalEncoding(nn.Module):
     """Identity (plus dropout): for models that get position from the convolutions alone.
@@ -137,4 +173,8 @@ class NoPositionalEncoding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Args: x: (B, T, D). Returns: (x (B, T, D), None)."""
+        return self.dropout(x), None
+
+    def chunk(self, x: torch.Tensor, offset: int | torch.Tensor, cache_size: int) -> tuple[torch.Tensor, None]:
+        """Args: x: (B, C, D). Returns: (x (B, C, D), None)."""
         return self.dropout(x), None

@@ -5,6 +5,7 @@
 #   bash run.sh --demo                         # synthetic corpus, tiny model, CPU (what `make demo` runs)
 #   bash run.sh --corpus /data/aishell         # real AISHELL-1 (downloaded there if missing)
 #   bash run.sh --corpus /data/aishell --stage 3 --stop-stage 3 -- trainer.devices=8
+#   bash run.sh --demo --experiment demo_streaming  # the streaming demo on the demo's corpus and data (data/demo)
 #
 # Stages (each skips work already done; --force redoes it):
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
@@ -21,6 +22,9 @@
 #     test_noisy, test_multispk, and on the synthetic corpus test_rare and test_randomtext, read by new eSpeak
 #     speakers); decode each in every mode -> $exp/decode/SET, table of test and the conditions. Sweeps decode them
 #     with evaluate=conditions (ABLATIONS.md, "How the next sweeps run")
+# A streaming model (trained with model.encoder.causal=true, e.g. experiment=demo_streaming) is also decoded chunk by
+# chunk in stage 5 (test set, chunks of $streaming_chunks encoder frames -> $exp/decode_chunkC) and exported with its
+# streaming encoder in stage 7 (chunk 16, 4 left chunks), which then transcribes the test wav streaming too.
 # Arguments after "--" go to the training entry point as Hydra overrides; "--decode KEY=VALUE" (repeatable) to
 # the decode entry point (e.g. --decode device=cuda --decode beam=20).
 set -euo pipefail
@@ -56,6 +60,9 @@ else
   experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
 fi
 data=data/$experiment; exp=exp/$experiment
+if $demo; then data=data/demo; fi  # every demo experiment trains on the same synthetic corpus
+streaming_chunks="16 8 4"
+is_streaming() { grep -qE "^    causal: true" "$exp/.hydra/config.yaml" 2>/dev/null; }
 run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 done_already() { ! $force && [ -e "$1" ] && echo "  $1 exists, skipping (--force to redo)"; }
 
@@ -103,7 +110,17 @@ if run 5; then
     done_already "$exp/decode/$split/attention_rescoring/summary.json" || $PY -m asr.decode \
       model="$exp/model.safetensors" manifest="$data/$split.jsonl" out_dir="$exp/decode/$split" "${decode_overrides[@]}"
   done
-  $PY "$ROOT/tools/results_table.py" "$exp/decode" --out "$exp/decode/results.md"
+  tables=("$exp/decode")
+  if is_streaming; then
+    for chunk in $streaming_chunks; do
+      done_already "$exp/decode_chunk$chunk/test/attention_rescoring/summary.json" || $PY -m asr.decode \
+        model="$exp/model.safetensors" manifest="$data/test.jsonl" out_dir="$exp/decode_chunk$chunk/test" \
+        chunk_size="$chunk" "modes=[ctc_greedy_search,ctc_prefix_beam_search,attention_rescoring]" \
+        "${decode_overrides[@]}"
+      tables+=("$exp/decode_chunk$chunk")
+    done
+  fi
+  $PY "$ROOT/tools/results_table.py" "${tables[@]}" --out "$exp/decode/results.md"
   cat "$exp/decode/results.md"
 fi
 
@@ -121,11 +138,16 @@ fi
 
 if run 7; then
   echo "== stage 7: export -> $exp/onnx, then transcribe a test utterance with ONNX Runtime"
+  streaming_export=(); is_streaming && streaming_export=(--streaming-chunk 16 --streaming-left-chunks 4)
   done_already "$exp/onnx/export_report.json" || $PY -m asr.export --model "$exp/model.safetensors" --out "$exp/onnx" \
-    --quantize int8 mixed --om-profile
+    --quantize int8 mixed --om-profile "${streaming_export[@]}"
   wav=$($PY -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['audio'])" "$data/test.jsonl")
   echo "  asr-transcribe $wav --model $exp/onnx --backend onnxruntime"
   $PY -m asr.inference.cli "$wav" --model "$exp/onnx" --backend onnxruntime
+  if is_streaming; then
+    echo "  asr-transcribe $wav --model $exp/onnx --backend onnxruntime --streaming"
+    $PY -m asr.inference.cli "$wav" --model "$exp/onnx" --backend onnxruntime --streaming
+  fi
   echo "  reference: $(head -n1 "$data/test.jsonl" | $PY -c "import json,sys; print(json.loads(sys.stdin.readline())['text'])")"
 fi
 

@@ -104,3 +104,23 @@ def test_batch_equals_one_by_one():
     batched = ctc_prefix_beam_search_batch(log_probs, torch.tensor(lens), beam=4, nbest=2)
     for b, n in enumerate(lens):
         assert batched[b] == ctc_prefix_beam_search(log_probs[b, :n], beam=4, nbest=2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("with_scorer", [False, True])
+def test_search_carried_across_chunks_equals_whole_utterance(seed, with_scorer):
+    """PrefixBeam advanced chunk by chunk (uneven chunks, empty ones too) vs the loop reference on all frames."""
+    from asr.decoding.ctc_prefix_beam import PrefixBeam
+
+    rng = np.random.default_rng(seed)
+    log_probs = random_log_probs(rng, 40, 7)
+    scorer = BigramScorer(rng.standard_normal((7, 7))) if with_scorer else None
+    whole = ctc_prefix_beam_search_reference(log_probs, beam=5, scorer=scorer)
+    search = PrefixBeam(beam=5, scorer=scorer)
+    cuts = [0, 1, 1, 5, 13, 16, 29, 40]
+    for start, end in zip(cuts[:-1], cuts[1:]):
+        search.advance(log_probs[start:end])
+        partial = ctc_prefix_beam_search_reference(log_probs[:end], beam=5, scorer=scorer) if end else [((), 0.0)]
+        assert_same_nbest(search.nbest(), partial)  # the partial result is the search so far
+    assert search.frames == 40
+    assert_same_nbest(search.nbest(), whole)

@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_PROFILE = {"frames": 201, "batch": 2, "num_hyps": 3}
 
 
-def small_model_config(vocab_size: int, d_model: int = 64) -> dict:
-    """The tiny Conformer recipe (``conf/model/tiny.yaml``) shrunk further, with its attention loss."""
+def small_model_config(vocab_size: int, d_model: int = 64, **encoder) -> dict:
+    """The tiny Conformer recipe (``conf/model/tiny.yaml``) shrunk further, with its attention loss; ``encoder``:
+    more encoder settings (e.g. ``streaming=True, causal=True``)."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(overrides=["+model=tiny", "+loss@model.att_loss=label_smoothing", f"model.vocab_size={vocab_size}"]).model
-    cfg.encoder.update(d_model=d_model, num_blocks=2, ffn_dim=4 * d_model)
+    cfg.encoder.update(d_model=d_model, num_blocks=2, ffn_dim=4 * d_model, **encoder)
     cfg.decoder.update(num_blocks=1, ffn_dim=4 * d_model)
     return OmegaConf.to_container(cfg, resolve=True)
 
@@ -38,12 +39,12 @@ def small_model_config(vocab_size: int, d_model: int = 64) -> dict:
 RANDOM_MODEL_LENGTHS = TrainingLengths(utterances=100, mean=4.0, p50=4.0, p90=6.0, p99=8.5, max=9.0)
 
 
-def write_random_model_file(path: Path, seed: int = 0) -> Path:
+def write_random_model_file(path: Path, seed: int = 0, **encoder) -> Path:
     """A model file with random weights (BatchNorm statistics randomised too), a 40-character vocabulary and the
-    training lengths :data:`RANDOM_MODEL_LENGTHS`."""
+    training lengths :data:`RANDOM_MODEL_LENGTHS`; ``encoder``: more encoder settings."""
     torch.manual_seed(seed)
     tokenizer = CharTokenizer.build(["今天天气很好我们去北京人工智能", "你好世界学习语音识别上海下雨东西南北春夏秋冬"])
-    config = small_model_config(len(tokenizer))
+    config = small_model_config(len(tokenizer), **encoder)
     model = build_model(config, "small model config").eval()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm1d):
@@ -58,6 +59,13 @@ def write_random_model_file(path: Path, seed: int = 0) -> Path:
 @pytest.fixture(scope="package")
 def random_model_file(tmp_path_factory) -> Path:
     return write_random_model_file(tmp_path_factory.mktemp("random_model") / "model.safetensors")
+
+
+@pytest.fixture(scope="session")
+def streaming_model_file(tmp_path_factory) -> Path:
+    """A random-weight streaming model: causal convolution, dynamic chunk training switched on."""
+    return write_random_model_file(tmp_path_factory.mktemp("streaming_model") / "model.safetensors",
+                                   streaming=True, causal=True)
 
 
 @pytest.fixture(scope="package")

@@ -197,7 +197,8 @@ class FakeAcl:
         self._need_context()
         self._require(path.endswith(".om") and Path(path).is_file())
         model_id = len(self.models) + 1
-        self.models[model_id] = ort.InferenceSession(path[:-3] + ".onnx", providers=["CPUExecutionProvider"])
+        self.models[model_id] = ort.InferenceSession(path[:-3] + ".onnx", providers=["CPUExecutionProvider"],
+                                                     disabled_optimizers=["MatMulAddFusion"])  # as OnnxStaticModel
         return model_id, 0
 
     def _mdl_create_desc(self):

@@ -39,6 +39,7 @@ def test_none_is_identity_in_eval():
 def test_tables_under_bf16_autocast_are_the_fp32_tables_cast_and_the_encoder_stays_close():
     from asr.model.encoder import ConformerEncoder
 
+    torch.manual_seed(0)  # the absolute check rounds table = out - x*12 back to bf16: a rare input lands on a tie
     x = torch.randn(2, 350, 144)
     for module in (RelPositionalEncoding(144), AbsolutePositionalEncoding(144)):
         module.eval()

@@ -26,9 +26,11 @@ import numpy as np
 import onnxruntime as ort
 
 from asr.decoding.arrays import to_numpy
-from asr.export.format import GEAR_FILE, PARTS, decoding_parts, read_folder_metadata
+from asr.export.format import GEAR_FILE, PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, \
+    read_streaming_metadata
 from asr.features.kaldi_native import KaldiNativeFbank
 from asr.inference.backends.base import Array, UnsupportedOperation
+from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
 from asr.inference.backends.onnxruntime_backend import session_options
 from asr.model.frames import subsampled_length
 
@@ -91,7 +93,11 @@ class OnnxStaticModel:
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
-        self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"])
+        # MatMulAddFusion would undo the profile's Gemm -> MatMul + Add rewrite (asr.export.ascend), and on the
+        # streaming chunk graph it fails to load ("Attempt to replace the existing tensor"): the stand-in runs the
+        # graph as ATC gets it.
+        self.session = ort.InferenceSession(str(path), session_options(num_threads), providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=["MatMulAddFusion"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
         self.input_dtypes = [ORT_DTYPES[i.type] for i in self.session.get_inputs()]
@@ -331,7 +337,7 @@ class OMBackend:
         self.max_input_frames = self.profile["frames"]
         self.context = self.profile["enc_frames"] // 8 if context is None else context
         plan_windows(1, self.profile["enc_frames"], self.context)  # validates it
-        self.device_handle = None
+        self.device_handle, self.num_threads = None, num_threads
         self.gears = self.profile.get("token_gears", [self.profile["max_tokens"]])
         onnx_files = {part: self.model_dir / spec.file for part, spec in PARTS.items()}
         onnx_files |= {f"decoder_L{g}": self.model_dir / GEAR_FILE.format(g) for g in self.gears[:-1]}
@@ -472,6 +478,23 @@ class OMBackend:
         if weight is not None and weight != exported:
             raise ValueError(f"the exported decoder scores with reverse_weight {exported}; decoding with {weight} "
                              "needs the torch backend")
+
+    def stream_encoder(self, chunk_size: int | None = None, num_left_chunks: int | None = None):
+        """An :class:`asr.inference.backends.chunk_encoder.ExportedChunkEncoder` for one stream, on the profile's
+        chunk graph (``encoder_chunk.om`` through pyACL, or ``encoder_chunk.onnx`` under ONNX Runtime; loaded
+        once, released by :meth:`close`); None = the exported chunk and left chunks."""
+        meta = read_streaming_metadata(self.model_dir, "static")
+        if "encoder_chunk" not in self.models:
+            onnx_file = self.model_dir / STREAMING_PARTS["encoder_chunk"].file
+            if self.device_handle is not None:
+                om_file = onnx_file.with_suffix(".om")
+                if not om_file.is_file():
+                    raise FileNotFoundError(f"om backend: {om_file} not found; run {self.model_dir}/build_om.sh first")
+                self.models["encoder_chunk"] = AclModel(self.device_handle.acl, om_file, self.device_handle.context)
+            else:
+                self.models["encoder_chunk"] = OnnxStaticModel(onnx_file, self.num_threads)
+        return ExportedChunkEncoder(self.models["encoder_chunk"], meta["streaming"], meta["subsampling"], chunk_size,
+                                    num_left_chunks)
 
     def decoder_step(self, enc_out: Array, enc_lens: Array, ys_in: Array) -> np.ndarray:
         """Not exported: the ``attention`` mode needs the torch backend."""

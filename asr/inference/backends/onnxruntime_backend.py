@@ -14,9 +14,10 @@ import numpy as np
 import onnxruntime as ort
 
 from asr.decoding.arrays import to_numpy
-from asr.export.format import PARTS, decoding_parts, read_folder_metadata
+from asr.export.format import PARTS, STREAMING_PARTS, decoding_parts, read_folder_metadata, read_streaming_metadata
 from asr.features.kaldi_native import KaldiNativeFbank
 from asr.inference.backends.base import Array, UnsupportedOperation
+from asr.inference.backends.chunk_encoder import ExportedChunkEncoder
 
 
 def session_options(num_threads: int | None = None) -> ort.SessionOptions:
@@ -51,6 +52,7 @@ class OnnxRuntimeBackend:
         self.tokenizer, settings, self.cmvn = decoding_parts(self.meta, str(self.model_dir / PARTS["encoder"].file))
         self.fbank = KaldiNativeFbank(settings)
         self.min_input_frames = self.meta["min_input_frames"]
+        self.num_threads, self.chunk_model = num_threads, None
         options = session_options(num_threads)
         self.sessions = {part: ort.InferenceSession(str(self.model_dir / spec.file), options, providers=list(providers))
                          for part, spec in PARTS.items()}
@@ -84,6 +86,17 @@ class OnnxRuntimeBackend:
         if weight is not None and weight != exported:
             raise ValueError(f"the exported decoder scores with reverse_weight {exported}; decoding with {weight} "
                              "needs the torch backend")
+
+    def stream_encoder(self, chunk_size: int | None = None, num_left_chunks: int | None = None):
+        """An :class:`asr.inference.backends.chunk_encoder.ExportedChunkEncoder` for one stream, on the folder's
+        ``encoder_chunk.onnx`` (loaded once, shared by the streams); None = the exported chunk and left chunks."""
+        meta = read_streaming_metadata(self.model_dir, "dynamic")
+        if self.chunk_model is None:
+            from asr.inference.backends.om_backend import OnnxStaticModel  # noqa: PLC0415 (om_backend imports us)
+
+            self.chunk_model = OnnxStaticModel(self.model_dir / STREAMING_PARTS["encoder_chunk"].file, self.num_threads)
+        return ExportedChunkEncoder(self.chunk_model, meta["streaming"], meta["subsampling"], chunk_size,
+                                    num_left_chunks)
 
     def decoder_step(self, enc_out: Array, enc_lens: Array, ys_in: Array) -> np.ndarray:
         """Not exported: the ``attention`` mode needs the torch backend."""
