@@ -5,7 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SLOW ?= 0
 
-.PHONY: setup demo test test-all bench clean
+# The serving environment (asr.serve, PyTriton): a second venv made with the distribution's python3.11,
+# see tools/setup_serve_venv.sh for why.
+SERVE_PY ?= /usr/bin/python3.11
+SERVE_VENV ?= .venv-serve
+
+.PHONY: setup serve-setup demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -16,10 +21,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,synth]'
 	touch $(STAMP)
 
+serve-setup: $(SERVE_VENV)/.installed
+
+$(SERVE_VENV)/.installed: pyproject.toml
+	bash tools/setup_serve_venv.sh $(SERVE_PY) $(SERVE_VENV)
+
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH bash recipes/aishell/run.sh --demo
 
-test: setup
+test: setup serve-setup
 	bash tools/run_tests.sh $(BIN)/python $(SLOW)
 
 test-all: SLOW=1
@@ -29,4 +39,4 @@ bench: setup
 	$(BIN)/python tools/bench_data.py --manifest recipes/aishell/data/demo/train.jsonl
 
 clean:
-	rm -rf $(VENV) exp data
+	rm -rf $(VENV) $(SERVE_VENV) exp data

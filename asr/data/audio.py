@@ -11,7 +11,8 @@ Every file is read the same way wherever it is used:
   truncated WAV holds, with a note.
 
 :class:`AudioFile` checks a file once and reads it whole, in blocks or by time span, so a long recording is never
-held in memory at once; :func:`load_audio` reads a whole file. Nothing here needs torch.
+held in memory at once; :func:`load_audio` reads a whole file; :class:`ArrayAudio` reads samples already in memory
+(a server's request) through the same interface. Nothing here needs torch.
 """
 from __future__ import annotations
 
@@ -180,8 +181,7 @@ class AudioFile:
         Raises:
             AudioError: decoding failed or stopped short (truncated or corrupt file).
         """
-        first = max(0, int(round(start * self.rate)))
-        last = self.frames if end is None else min(self.frames, int(round(end * self.rate)))
+        first, last = sample_span(start, end, self.rate, self.frames)
         try:
             with self._open() as f:
                 f.seek(first)
@@ -193,6 +193,56 @@ class AudioFile:
             raise AudioError(f"{self.name}: truncated: {(first + len(data)) / self.rate:.2f} s decoded of the "
                              f"{self.duration:.2f} s its header promises")
         return self.to_model_rate(self.mono(data))
+
+
+class ArrayAudio:
+    """Samples already in memory (a server's request), read the way :class:`AudioFile` reads a file.
+
+    Args:
+        wav: (N,) mono float samples in [-1, 1], at the model's rate (the caller checks the rate; nothing is
+            resampled).
+        sample_rate: their rate.
+        name: what to call the audio in messages.
+
+    Attributes:
+        rate, channels, frames, notes: as :class:`AudioFile`'s (one channel, no notes).
+    """
+
+    channels = 1
+
+    def __init__(self, wav: np.ndarray, sample_rate: int, name: str = "in-memory audio"):
+        if wav.ndim != 1:
+            raise AudioError(f"{name}: expected one channel of samples, got shape {list(wav.shape)}")
+        if wav.size == 0:
+            raise AudioError(f"{name}: empty audio (0 samples)")
+        self.wav = np.ascontiguousarray(wav, dtype=np.float32)
+        self.rate = self.target_rate = sample_rate
+        self.frames, self.name = len(self.wav), name
+        self.notes: list[str] = []
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+    def blocks(self, seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+        """Consecutive (N_i,) float32 blocks (views), the whole recording."""
+        size = max(1, int(seconds * self.rate))
+        return (self.wav[i : i + size] for i in range(0, self.frames, size))
+
+    def read(self, start: float = 0.0, end: float | None = None) -> np.ndarray:
+        """Seconds [start, end) as (N,) float32, the samples :meth:`AudioFile.read` takes for the same times."""
+        first, last = sample_span(start, end, self.rate, self.frames)
+        return self.wav[first:last]
+
+
+Audio = AudioFile | ArrayAudio  # what the long-form transcriber reads (asr.inference.long_audio)
+
+
+def sample_span(start: float, end: float | None, rate: int, frames: int) -> tuple[int, int]:
+    """The samples [first, last) that seconds [start, end) of a recording of ``frames`` samples cover."""
+    first = max(0, int(round(start * rate)))
+    last = frames if end is None else min(frames, int(round(end * rate)))
+    return first, last
 
 
 class _Borrowed:

@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from asr.data.lengths import TrainingLengths
 from asr.features.cmvn import GlobalCMVN
@@ -243,17 +244,34 @@ def read_folder_metadata(model_dir: str | os.PathLike, kind: str) -> dict:
     Returns:
         The encoder file's metadata.
     """
-    metas = {part: read_file_metadata(Path(model_dir) / spec.file) for part, spec in PARTS.items()}
+    return read_parts_metadata({part: Path(model_dir) / spec.file for part, spec in PARTS.items()}, kind, str(model_dir))
+
+
+def read_parts_metadata(paths: Mapping[str, str | os.PathLike], kind: str, where: str) -> dict:
+    """Like :func:`read_folder_metadata` for part files wherever they lie (a Triton model repository keeps each
+    part in a folder of its own, as ``PART/1/model.onnx``).
+
+    Args:
+        paths: each part of :data:`PARTS` -> its file.
+        kind: ``"dynamic"`` or ``"static"``.
+        where: what the files are, for messages.
+
+    Returns:
+        The encoder file's metadata.
+    """
+    if set(paths) != set(PARTS):
+        raise ValueError(f"{where}: needs the parts {list(PARTS)}, got {sorted(paths)}")
+    metas = {part: read_file_metadata(paths[part]) for part in PARTS}
     for part, meta in metas.items():
         if meta["part"] != part:
-            raise ValueError(f"{Path(model_dir) / PARTS[part].file}: holds the {meta['part']} part")
+            raise ValueError(f"{paths[part]}: holds the {meta['part']} part")
     versions = {part: m["model_version"] for part, m in metas.items()}
     if len(set(versions.values())) != 1:
-        raise ValueError(f"{model_dir}: files come from different models {versions}; re-export the folder")
+        raise ValueError(f"{where}: files come from different models {versions}; re-export the folder")
     found = metas["encoder"]["profile"]["kind"]
     if found != kind:
         hint = "use the om backend (runtime onnxruntime)" if found == "static" else "export a static profile"
-        raise ValueError(f"{model_dir}: holds a {found}-shape export, a {kind} one is needed ({hint})")
+        raise ValueError(f"{where}: holds a {found}-shape export, a {kind} one is needed ({hint})")
     return metas["encoder"]
 
 

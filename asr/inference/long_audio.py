@@ -4,7 +4,8 @@ into pieces no longer than that (:mod:`asr.inference.segmenter`), decoded in bat
 The bound on a piece is the longest training utterance (the model file's ``training_lengths``), tightened by
 what the backend takes in one piece (the static OM profile's window); ``max_segment`` overrides it. The same code
 runs for every backend. The file is never held in memory whole: the VAD reads it in blocks, then each piece is
-read on its own.
+read on its own. :func:`transcribe_recordings` does the same to several recordings (files or samples in memory)
+and decodes their pieces in shared batches: the server (:mod:`asr.serve.recordings`) cuts requests this way.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from asr.data.audio import AudioFile
+from asr.data.audio import Audio
 from asr.decoding.ctc_align import ctc_forced_align
 from asr.inference.recognizer import Recognizer
 from asr.inference.segmenter import Piece, Segmenter
@@ -111,32 +112,98 @@ def decode_with_times(recognizer: Recognizer, wavs: list[np.ndarray], mode: str)
     return out
 
 
-def decode_pieces(recognizer: Recognizer, audio: AudioFile, pieces: list[Piece], mode: str,
+def decode_pieces(recognizer: Recognizer, pieces: list[tuple[Audio, Piece]], mode: str,
                   batch_size: int) -> list[str]:
-    """The text of each piece; pieces of similar length share a batch.
+    """The text of each piece of one or several recordings; pieces of similar length share a batch.
+
+    Args:
+        pieces: (recording, piece of it).
 
     Pieces that overlap a neighbour keep only their tokens between ``speech_start`` and ``speech_end``.
     """
     texts = [""] * len(pieces)
     for overlapped in (False, True):
-        chosen = [i for i, p in enumerate(pieces) if p.overlapped == overlapped]
-        chosen.sort(key=lambda i: pieces[i].end - pieces[i].start)
+        chosen = [i for i, (_, p) in enumerate(pieces) if p.overlapped == overlapped]
+        chosen.sort(key=lambda i: pieces[i][1].end - pieces[i][1].start)
         for first in range(0, len(chosen), batch_size):
             batch = chosen[first : first + batch_size]
-            wavs = [audio.read(pieces[i].start, pieces[i].end) for i in batch]
+            wavs = [audio.read(p.start, p.end) for audio, p in (pieces[i] for i in batch)]
             if not overlapped:
                 for i, text in zip(batch, recognizer.transcribe(wavs, mode)):
                     texts[i] = text
                 continue
             for i, (hyp, times) in zip(batch, decode_with_times(recognizer, wavs, mode)):
-                p, at = pieces[i], times + pieces[i].start
+                p = pieces[i][1]
+                at = times + p.start
                 keep = [t for t, s in zip(hyp, at) if (not p.trim_start or s >= p.speech_start)
                         and (not p.trim_end or s < p.speech_end)]
                 texts[i] = recognizer.tokenizer.decode(keep)
     return texts
 
 
-def transcribe_file(recognizer: Recognizer, audio: AudioFile, vad: VAD | None = None,
+def bounded_segmenter(recognizer: Recognizer, max_segment: float | None = None,
+                      segmenter: Segmenter | None = None) -> Segmenter:
+    """``segmenter`` (default :class:`Segmenter`) with its ``max_segment`` replaced by the bound
+    (:func:`segment_bound`)."""
+    bound, _ = segment_bound(recognizer, max_segment)
+    return Segmenter(**{**(segmenter or Segmenter()).__dict__, "max_segment": bound})
+
+
+def plan_pieces(recognizer: Recognizer, audio: Audio, vad: VAD, segmenter: Segmenter) -> tuple[list[Piece], list[str]]:
+    """What to decode of one recording: the whole of it if it is no longer than ``segmenter.max_segment``, else
+    the segmenter's pieces; and the notes on it.
+
+    Args:
+        audio: the recording.
+        vad: finds the speech (a shorter recording is decoded whole unless it finds none at all).
+        segmenter: its ``max_segment`` is the bound (:func:`bounded_segmenter`).
+
+    Returns:
+        Pieces in time order (none without speech), and the audio's notes plus "no speech found" or
+        "too short to recognise".
+    """
+    notes = list(audio.notes)
+    decisions = vad.frames(audio.blocks(), audio.rate)
+    if audio.duration <= segmenter.max_segment:  # decoded whole, as asr.decode does, unless there is no speech
+        fs = decisions.frame_seconds
+        stretches = segmenter.stretches(decisions.speech, fs)
+        pieces = [Piece(0.0, audio.duration, round(stretches[0][0] * fs, 3),
+                        round(min(stretches[-1][1] * fs, audio.duration), 3))] if stretches else []
+        fbank = recognizer.pipeline.fbank
+        frames = fbank.num_frames(audio.frames * fbank.sample_rate // audio.rate)
+        if pieces and frames < recognizer.backend.min_input_frames:
+            notes.append(f"too short to recognise ({audio.duration:.3f} s)")
+    else:
+        pieces = segmenter.plan(decisions, audio.duration)
+    if not pieces:
+        notes.append("no speech found")
+    return pieces, notes
+
+
+def transcribe_recordings(recognizer: Recognizer, recordings: list[Audio], vad: VAD | None = None,
+                          mode: str = "attention_rescoring", batch_size: int = 8, max_segment: float | None = None,
+                          segmenter: Segmenter | None = None) -> list[Transcript]:
+    """Transcribe recordings as :func:`transcribe_file` does each, decoding the pieces of all of them together
+    (a server's batch of requests).
+
+    Args:
+        recordings: what to transcribe; the other arguments are :func:`transcribe_file`'s.
+
+    Returns:
+        One transcript per recording.
+    """
+    segmenter = bounded_segmenter(recognizer, max_segment, segmenter)
+    plans = [plan_pieces(recognizer, audio, vad or EnergyVAD(), segmenter) for audio in recordings]
+    texts = iter(decode_pieces(recognizer, [(audio, p) for audio, (pieces, _) in zip(recordings, plans)
+                                            for p in pieces], mode, batch_size))
+    out = []
+    for pieces, notes in plans:
+        segments = [Segment(p.speech_start, p.speech_end, t) for p, t in zip(pieces, texts)]
+        out.append(Transcript([s for s in segments if s.text], notes))
+    return out
+
+
+def transcribe_file(recognizer: Recognizer, audio: Audio, vad: VAD | None = None,
                     mode: str = "attention_rescoring", batch_size: int = 8, max_segment: float | None = None,
                     segmenter: Segmenter | None = None) -> Transcript:
     """Transcribe one file: whole if it is no longer than the bound, else VAD pieces decoded in batches.
@@ -156,23 +223,4 @@ def transcribe_file(recognizer: Recognizer, audio: AudioFile, vad: VAD | None = 
         The transcript; pieces whose text is empty are left out. A file without speech gives no segment and a
         note, and so does a file too short for the model (it decodes to nothing on every backend).
     """
-    bound, _ = segment_bound(recognizer, max_segment)
-    notes = list(audio.notes)
-    segmenter = Segmenter(**{**(segmenter or Segmenter()).__dict__, "max_segment": bound})
-    decisions = (vad or EnergyVAD()).frames(audio.blocks(), audio.rate)
-    if audio.duration <= bound:  # decoded whole, as asr.decode does, unless there is no speech at all
-        fs = decisions.frame_seconds
-        stretches = segmenter.stretches(decisions.speech, fs)
-        pieces = [Piece(0.0, audio.duration, round(stretches[0][0] * fs, 3),
-                        round(min(stretches[-1][1] * fs, audio.duration), 3))] if stretches else []
-        fbank = recognizer.pipeline.fbank
-        frames = fbank.num_frames(audio.frames * fbank.sample_rate // audio.rate)
-        if pieces and frames < recognizer.backend.min_input_frames:
-            notes.append(f"too short to recognise ({audio.duration:.3f} s)")
-    else:
-        pieces = segmenter.plan(decisions, audio.duration)
-    if not pieces:
-        notes.append("no speech found")
-    texts = decode_pieces(recognizer, audio, pieces, mode, batch_size)
-    segments = [Segment(p.speech_start, p.speech_end, t) for p, t in zip(pieces, texts) if t]
-    return Transcript(segments, notes)
+    return transcribe_recordings(recognizer, [audio], vad, mode, batch_size, max_segment, segmenter)[0]

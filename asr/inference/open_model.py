@@ -1,6 +1,6 @@
 """Open a model file or an exported folder on the backend that fits it, as a :class:`Recognizer`.
 
-Shared by ``asr-transcribe`` and ``asr.decode`` so that both run the same backend the same way.
+Shared by ``asr-transcribe``, ``asr.decode`` and ``asr.serve`` so that all run the same backend the same way.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def guess_backend(model: str | Path) -> str:
 
 
 def open_recognizer(model: str, backend: str | None = None, threads: int | None = None, om_runtime: str = "acl",
-                    device: str = "cpu", chunk_size: int = 0, num_left_chunks: int = -1, **kwargs) -> Recognizer:
+                    device: str = "cpu", chunk_size: int = 0, num_left_chunks: int = -1,
+                    providers: tuple[str, ...] = ("CPUExecutionProvider",), **kwargs) -> Recognizer:
     """A Recognizer on the backend that fits ``model``.
 
     Args:
@@ -36,6 +37,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
         chunk_size, num_left_chunks: > 0: the torch backend encodes whole utterances under a streaming model's chunk
             mask (:class:`TorchBackend`); exported folders encode with full context (their streaming encoder runs
             in ``Recognizer.stream``), so they refuse a chunk size.
+        providers: ONNX Runtime execution providers, in order of preference, for the onnxruntime backend.
         kwargs: other ``Recognizer`` arguments (beam, nbest, modes, lm, ...).
 
     Raises:
@@ -60,7 +62,7 @@ def open_recognizer(model: str, backend: str | None = None, threads: int | None 
                          f"only; the {backend} backend streams with Recognizer.stream (asr-transcribe --streaming)")
     if not path.is_dir():
         raise ValueError(f"{model}: the {backend} backend needs a folder written by `python -m asr.export`")
-    runner = (OnnxRuntimeBackend(path, num_threads=threads) if backend == "onnxruntime"
+    runner = (OnnxRuntimeBackend(path, num_threads=threads, providers=providers) if backend == "onnxruntime"
               else OMBackend(path, runtime=om_runtime, num_threads=threads))
     return Recognizer(runner, runner.tokenizer, runner.fbank, runner.cmvn,
                       training_lengths=training_lengths(runner.meta), **kwargs)

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.data.audio import AudioError, AudioFile, load_audio, wav_shortfall
+from asr.data.audio import ArrayAudio, AudioError, AudioFile, load_audio, wav_shortfall
 from asr.data.pipeline import SamplePipeline
 from asr.features.fbank import Fbank
 
@@ -64,6 +64,18 @@ def test_blocks_and_spans_equal_the_whole(tmp_path):
 def test_a_file_object_reads_like_its_path(tmp_path):
     path = write(tmp_path / "a.wav", signal(1.0, channels=2), subtype="PCM_16")
     np.testing.assert_array_equal(load_audio(io.BytesIO(path.read_bytes()), name="member"), load_audio(path))
+
+
+def test_samples_in_memory_read_like_their_file(tmp_path):
+    path = write(tmp_path / "a.wav", signal(3.3)[:, 0], subtype="PCM_16")
+    wav = sf.read(path, dtype="float32")[0]
+    on_disk, in_memory = AudioFile(path), ArrayAudio(wav, 16000)
+    assert (in_memory.rate, in_memory.frames, in_memory.duration) == (on_disk.rate, on_disk.frames, on_disk.duration)
+    np.testing.assert_array_equal(np.concatenate(list(in_memory.blocks(0.7))), np.concatenate(list(on_disk.blocks())))
+    for start, end in [(0.0, None), (0.12345, 1.0), (1.00004, 2.99996), (3.0, 9.0), (0.5, 0.5)]:
+        np.testing.assert_array_equal(in_memory.read(start, end), on_disk.read(start, end))
+    with pytest.raises(AudioError, match="request 3: empty audio"):
+        ArrayAudio(wav[:0], 16000, "request 3")
 
 
 def test_truncated_wav_is_refused_unless_allowed(tmp_path):
