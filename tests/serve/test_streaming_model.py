@@ -172,3 +172,15 @@ def test_repository_config_parses_as_a_sequence_batched_model(streaming_onnx, se
                              "max_queue_delay_microseconds": "3000"}
     assert parsed["max_batch_size"] == 8 and [t["name"] for t in parsed["output"]] == [t.name for t in OUTPUTS]
     assert [t.get("allow_ragged_batch", False) for t in parsed["input"]] == [True, False]
+
+
+def test_serve_streaming_refuses_a_folder_without_a_chunk_graph_or_bad_settings_in_one_line(served_onnx, capsys):
+    from asr.serve.server import main as serve_main  # noqa: PLC0415
+
+    assert serve_main(["--streaming", "--model", str(served_onnx)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"asr.serve: cannot load the model: {served_onnx}: no encoder_chunk.onnx; export the model with "
+                   "`python -m asr.export --streaming-chunk 16` for streaming")
+    assert serve_main(["--streaming", "--model", str(served_onnx), "--mode", "ctc_prefix_beam_search",
+                       "--idle-timeout", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "asr.serve: streaming serve config: idle_timeout_s must be positive, got 0.0"
