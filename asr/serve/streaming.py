@@ -365,13 +365,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             print(f"asr.serve: cannot load the model: {e}", file=sys.stderr)
             return 2
-        server = start_tritonserver(repository, Path(sys.executable), Path(work), a.host, a.http_port, a.grpc_port,
-                                    a.metrics_port, a.exit_timeout, log=None)
         stop = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.append(1))
+        server = start_tritonserver(repository, Path(sys.executable), Path(work), a.host, a.http_port, a.grpc_port,
+                                    a.metrics_port, a.exit_timeout, log=None)
         try:
             if not server.wait_ready(timeout_s=300, stop=lambda: bool(stop)):
+                if stop:
+                    return 0  # stopped while loading
                 print("asr.serve: the Triton server did not start (its log is above)", file=sys.stderr)
                 return 1
             print(f"asr.serve: ready: {MODEL_NAME} on grpc {a.host}:{a.grpc_port}, http {a.host}:{a.http_port} "

@@ -5,7 +5,8 @@ Prints one JSON object: what each stream got back, the refusals, and the server'
 
 1. The four recordings, each cut into random pieces of 0.1 to 0.7 s, go as sequences 1-4 over one gRPC stream,
    their pieces interleaved at random and sent without waiting, with an 8 kHz piece (sequence 1) and a NaN piece
-   (sequence 2) among them, and a fifth sequence (99) that sends two pieces and never its end flag.
+   (sequence 2) among them; meanwhile a second client starts sequence 99, sends two pieces and disconnects without
+   the end flag.
 2. After the idle timeout: a piece of sequence 99 without the start flag, then sequence 5 (recording A again).
 """
 from __future__ import annotations
@@ -62,14 +63,20 @@ def main() -> None:
             plan.append((1, piece[::2], 8000, False, False, "8k"))
         if s == 2 and k == 1:
             plan.append((2, np.full(800, np.nan, np.float32), 16000, False, False, "nan"))
-        if len(plan) == 3:
-            plan.append((99, audio[0][:8000], 16000, True, False, "abandoned"))
-            plan.append((99, audio[0][8000:16000], 16000, False, False, "abandoned"))
     before = counts(url)
     out = {"streams": {s: {"segments": [], "final": None, "errors": [], "answers": 0} for s in [*queues, 5, 99]},
            "refused": {}}
     with StreamingClient(url) as client:
-        kinds = {client.send(s, piece, rate, start, end): (s, kind) for s, piece, rate, start, end, kind in plan}
+        kinds = {}
+        for j, (s, piece, rate, start, end, kind) in enumerate(plan):
+            kinds[client.send(s, piece, rate, start, end)] = (s, kind)
+            if j == 3:  # a client that goes away mid-stream: its connection closes, its end flag never comes
+                with StreamingClient(url) as gone:
+                    gone.send(99, audio[0][:8000], start=True)
+                    gone.send(99, audio[0][8000:16000])
+                    for answer in collect(gone, 2):
+                        out["streams"][99]["answers"] += 1
+                        out["streams"][99]["errors"] += [answer.error] if answer.error else []
         for answer in collect(client, len(plan)):
             s, kind = kinds[answer.request_id]
             got = out["streams"][s]
@@ -82,7 +89,7 @@ def main() -> None:
                 got["errors"].append(answer.error)
             if answer.final:
                 got["final"] = answer.partial
-        after = counts(url, before[0] + len(plan))
+        after = counts(url, before[0] + len(plan) + 2)
         out["requests"], out["executions"] = after[0] - before[0], after[1] - before[1]
         time.sleep(idle + 1.5)  # sequence 99 has been silent longer than the idle timeout
         client.send(99, audio[0][16000:24000], request_id="late")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 IDLE_S = 2.0
 
 
-def test_interleaved_streams_get_the_texts_of_recognizer_stream_and_an_idle_one_is_freed(
+def test_interleaved_streams_get_the_texts_of_recognizer_stream_and_a_disconnected_one_is_freed(
         serve_python, streaming_onnx, recordings, tmp_path):
     files = [recordings[i] for i in (0, 5, 16, 17)]  # two utterances, two joined recordings (several segments)
     recognizer = open_recognizer(str(streaming_onnx), "onnxruntime", threads=1)
@@ -42,11 +42,12 @@ def test_interleaved_streams_get_the_texts_of_recognizer_stream_and_an_idle_one_
     assert streams["99"] == {"segments": [], "final": None, "errors": [], "answers": 2}
     assert "sequence 1: the model takes 16000 Hz audio, got 8000 Hz" in out["refused"]["8k"]
     assert "sequence 2:" in out["refused"]["nan"] and "NaN" in out["refused"]["nan"]
-    # after the idle timeout Triton has forgotten sequence 99, and the model its state
+    # sequence 99's client disconnected without the end flag: after the idle timeout Triton has forgotten the
+    # sequence, and the model its state
     assert "must specify the START flag" in out["refused"]["late"]
     text = log.read_text(errors="replace")
     assert "asr_streaming: sequence 99 dropped after" in text and f"idle timeout {IDLE_S:g} s" in text
     # pieces of different streams ran in the same execution
-    assert out["requests"] == sum(s["answers"] for k, s in streams.items() if k != "5")  # 8 kHz and NaN included
+    assert out["requests"] == sum(s["answers"] for k, s in streams.items() if k != "5")  # 8 kHz, NaN, 99 included
     assert out["executions"] < out["requests"]
     assert last == "asr.serve: stopped (tritonserver exit status 0)"
