@@ -3,6 +3,7 @@
     python -m asr.serve --model exp/demo/onnx                        # gRPC 127.0.0.1:8001, HTTP :8000
     python -m asr.serve --model exp/demo/onnx --max-batch 1          # dynamic batching off
     python -m asr.serve --model exp/demo/onnx --provider cuda        # ONNX Runtime's CUDA provider (onnxruntime-gpu)
+    python -m asr.serve --streaming --model exp/demo_streaming/onnx  # streams: asr.serve.streaming's own options
 
 Run it from ``.venv-serve`` (``make serve-setup``; ``tools/setup_serve_venv.sh`` says why). It prints
 ``asr.serve: ready ...`` once every model has loaded, serves until SIGINT or SIGTERM, then stops Triton (waiting
@@ -151,6 +152,11 @@ def parse_args(argv: list[str] | None) -> ServeConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--streaming" in argv:  # the sequence-batched streaming model: a repository of our own, see its module
+        from asr.serve.streaming import main as streaming_main  # noqa: PLC0415
+
+        return streaming_main([a for a in argv if a != "--streaming"])
     try:
         config = parse_args(argv)
         server = Server(config)

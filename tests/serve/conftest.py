@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from asr.data.manifest import Manifest
+from asr.export.__main__ import main as export_main
 from asr.export.onnx import export_folder
 from asr.modelfile import load_model_file
 from tests.export.conftest import join_with_silences, write_random_model_file
@@ -21,6 +22,20 @@ def served_onnx(tmp_path_factory) -> Path:
     """Dynamic-shape export of a random-weight model (its texts are noise, but deterministic ones)."""
     root = tmp_path_factory.mktemp("served")
     export_folder(load_model_file(write_random_model_file(root / "model.safetensors")), root / "onnx", "random")
+    return root / "onnx"
+
+
+STREAM_CHUNK, STREAM_LEFT = 8, 2
+
+
+@pytest.fixture(scope="package")
+def streaming_onnx(tmp_path_factory) -> Path:
+    """``python -m asr.export --streaming-chunk 8 --streaming-left-chunks 2`` of a random-weight streaming model
+    (causal convolution): the folder has ``encoder_chunk.onnx`` beside the dynamic parts."""
+    root = tmp_path_factory.mktemp("served_streaming")
+    model = write_random_model_file(root / "model.safetensors", streaming=True, causal=True)
+    assert export_main(["--model", str(model), "--out", str(root / "onnx"), "--streaming-chunk", str(STREAM_CHUNK),
+                        "--streaming-left-chunks", str(STREAM_LEFT)]) == 0
     return root / "onnx"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from asr.inference.cli import main as asr_transcribe
 from asr.serve.config import ServeConfig, free_ports
 from asr.serve.offline import INPUTS, MODEL_NAME, OUTPUTS
 from asr.serve.repository import graph_tensors, write_repository
+from asr.serve.tritonserver import bundled_tritonserver
 
 ROOT = Path(__file__).resolve().parents[2]
 MODE = "attention_rescoring"
@@ -154,22 +154,6 @@ def test_bls_pipeline_gives_the_texts_of_asr_transcribe(repository, configs, ser
         want = rows[str(path)]
         assert json.loads(g["segments"]) == want["segments"] and g["text"] == want["text"] and not g["error"]
     assert "sample rate 8000 Hz" in got[-1]["error"] and got[-1]["text"] == ""
-
-
-def bundled_tritonserver(serve_python: Path, where: Path) -> tuple[Path, Path, dict]:
-    """The tritonserver binary PyTriton ships, laid out as PyTriton lays it out (the Python-backend stub of the
-    serving environment's Python version in the backend folder). Returns the binary, the backend folder and the
-    environment to run it in."""
-    r = subprocess.run([str(serve_python), "-c", "import sys, pytriton; print(pytriton.__path__[0]); "
-                        "print(f'{sys.version_info[0]}.{sys.version_info[1]}')"], capture_output=True, text=True, check=True)
-    package, version = r.stdout.split()
-    dist = where / "tritonserver"
-    shutil.copytree(Path(package) / "tritonserver", dist, ignore=shutil.ignore_patterns("python_backend_stubs"))
-    shutil.copy(Path(package) / "tritonserver" / "python_backend_stubs" / version / "triton_python_backend_stub",
-                dist / "backends" / "python" / "triton_python_backend_stub")
-    env = {**os.environ, "LD_LIBRARY_PATH": str(Path(package).parent / "nvidia_pytriton.libs"),
-           "PATH": f"{serve_python.parent}:{os.environ['PATH']}"}  # the stub's Python finds .venv-serve by PATH
-    return dist / "bin" / "tritonserver", dist / "backends", env
 
 
 def test_repository_loads_into_triton_and_answers_as_asr_transcribe(repository, served_onnx, recordings,
