@@ -1,6 +1,8 @@
 """Fixtures of the export tests: a small random-weight model (no training), its ONNX exports, test audio."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +142,17 @@ def join_with_silences(utterances: list[np.ndarray], gaps: list[float], sr: int 
             spans.append((n / sr, (n + len(pieces[-1])) / sr))
             n += len(pieces[-1])
     return np.concatenate(pieces), spans
+
+
+def asr_transcribe(args: list[str], env: dict | None = None) -> list[str]:
+    """asr-transcribe in a fresh process; its FILE<TAB>TEXT lines."""
+    r = subprocess.run([sys.executable, "-m", "asr.inference.cli", *args, "--threads", "1"], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+@pytest.fixture(scope="package")
+def wavs(prepared_synthetic) -> list[str]:
+    """The synthetic test split's files (16 kHz mono 16-bit WAV, what the example reads)."""
+    return [row["audio"] for row in Manifest(prepared_synthetic / "test.jsonl")]

@@ -9,24 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from asr.data.manifest import Manifest
+from tests.export.conftest import asr_transcribe
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "export" / "standalone_decode.py"
-
-
-def asr_transcribe(args: list[str], env: dict | None = None) -> list[str]:
-    """asr-transcribe in a fresh process; its FILE<TAB>TEXT lines."""
-    r = subprocess.run([sys.executable, "-m", "asr.inference.cli", *args, "--threads", "1"], capture_output=True,
-                       text=True, env=env, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
-    return r.stdout.splitlines()
-
-
-@pytest.fixture(scope="module")
-def wavs(prepared_synthetic) -> list[str]:
-    """The synthetic test split's files (16 kHz mono 16-bit WAV, what the example reads)."""
-    return [row["audio"] for row in Manifest(prepared_synthetic / "test.jsonl")]
 
 
 def test_the_example_imports_nothing_of_this_project():
