@@ -51,6 +51,8 @@ class ASRLitModule(pl.LightningModule):
     def step(self, batch: dict, stage: str) -> torch.Tensor | None:
         """Shared by training and validation: losses, logged under ``stage/``."""
         prob = self.sampling_prob() if stage == "train" else 0.0
+        if stage == "train":
+            self.model.encoder.set_training_step(self.global_step)
         out = self.model(batch["feats"], batch["feats_lens"], batch["ys"], batch["ys_lens"], sampling_prob=prob)
         B = len(batch["ids"])
         if out["num_infeasible"]:

@@ -39,7 +39,8 @@ SCHEMA: dict[str, ClassSchema] = {
         "ConformerEncoder",
         ("input_dim", "d_model", "num_heads", "num_blocks", "ffn_dim", "kernel_size", "dropout", "attn_dropout",
          "subsampling", "pos_enc", "use_conv", "macaron", "conv_norm", "ffn_activation", "use_sdpa",
-         "subsampling_channels", "streaming", "causal", "max_chunk_size", "num_left_chunks", "full_context_prob")),
+         "subsampling_channels", "streaming", "causal", "max_chunk_size", "num_left_chunks", "full_context_prob",
+         "chunk_only_steps")),
     "asr.model.decoder.TransformerDecoder": ClassSchema(
         "TransformerDecoder",
         ("vocab_size", "d_model", "num_heads", "num_blocks", "ffn_dim", "dropout", "attn_dropout", "use_sdpa"),

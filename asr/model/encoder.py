@@ -141,6 +141,9 @@ class ConformerEncoder(nn.Module):
         max_chunk_size: largest training chunk, in encoder frames.
         num_left_chunks: earlier chunks a frame sees in training; negative = all.
         full_context_prob: probability that a training batch keeps full context.
+        chunk_only_steps: optimizer steps at the start of training during which every batch is chunked (full
+            context is drawn only afterwards), so that the CTC alignment forms under the causal view first;
+            the training loop reports its step through :meth:`set_training_step`.
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class ConformerEncoder(nn.Module):
         max_chunk_size: int = 25,
         num_left_chunks: int = -1,
         full_context_prob: float = 0.5,
+        chunk_only_steps: int = 0,
     ):
         super().__init__()
         if pos_enc not in POSITIONAL_ENCODINGS:
@@ -174,11 +178,14 @@ class ConformerEncoder(nn.Module):
             raise ValueError(f"max_chunk_size must be at least 1 encoder frame, got {max_chunk_size}")
         if not 0.0 <= full_context_prob <= 1.0:
             raise ValueError(f"full_context_prob must be in [0, 1], got {full_context_prob}")
+        if chunk_only_steps < 0:
+            raise ValueError(f"chunk_only_steps must be >= 0, got {chunk_only_steps}")
         pos_enc_class, attention_class = POSITIONAL_ENCODINGS[pos_enc]
         self.d_model, self.num_heads = d_model, num_heads
         self.streaming, self.causal, self.use_conv = streaming, causal, use_conv
         self.max_chunk_size, self.num_left_chunks, self.full_context_prob = (max_chunk_size, num_left_chunks,
                                                                             full_context_prob)
+        self.chunk_only_steps, self.training_step = chunk_only_steps, 0
         self.subsampling = Conv2dSubsampling(input_dim, d_model, subsampling, subsampling_channels)
         self.subsampling_rate = math.prod(stride for _, stride in SUBSAMPLING_LAYERS[subsampling])
         self.min_input_frames = min_input_length(subsampling)
@@ -216,13 +223,21 @@ class ConformerEncoder(nn.Module):
         x, pos_emb = self.pos_enc(x)  # pos_emb: (1, 2T'-1, D), (T',) positions or None
         pad_mask = make_pad_mask(enc_lens, x.size(1))  # (B, T')
         if chunk_size is None:
-            chunk_size = (draw_chunk_size(self.max_chunk_size, self.full_context_prob)
+            chunk_size = (draw_chunk_size(self.max_chunk_size, self.current_full_context_prob())
                           if self.training and self.streaming else 0)
         left = self.num_left_chunks if num_left_chunks is None else num_left_chunks
         att_mask = chunk_mask(x.size(1), chunk_size, left, x.device) if chunk_size > 0 else None  # (T', T')
         for block in self.blocks:
             x = block(x, pad_mask, pos_emb, att_mask)
         return self.norm(x), enc_lens
+
+    def set_training_step(self, step: int) -> None:
+        """Tell the encoder the optimizer step being trained (for ``chunk_only_steps``)."""
+        self.training_step = step
+
+    def current_full_context_prob(self) -> float:
+        """The probability of a full-context batch now: 0 during the first ``chunk_only_steps`` steps."""
+        return 0.0 if self.training_step < self.chunk_only_steps else self.full_context_prob
 
     def chunk_input_frames(self, chunk_size: int) -> int:
         """Feature frames one chunk of ``chunk_size`` encoder frames reads: (C-1) * rate + the subsampling's

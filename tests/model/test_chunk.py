@@ -140,6 +140,25 @@ def test_training_draws_chunks_and_eval_keeps_full_context():
     assert not torch.allclose(trained, full)
 
 
+def test_chunk_only_steps_hold_back_full_context_until_the_step():
+    encoder = build("rel")
+    for m in encoder.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    feats, lens = torch.randn(1, 187, 16, dtype=torch.float64), torch.tensor([187])
+    full, _ = encoder(feats, lens, chunk_size=0)
+    encoder.train()
+    for m in encoder.modules():  # running statistics out of the comparison
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.eval()
+    encoder.full_context_prob, encoder.chunk_only_steps = 1.0, 10  # after the warm-up: always full context
+    encoder.set_training_step(9)
+    assert encoder.current_full_context_prob() == 0.0
+    assert not torch.allclose(encoder(feats, lens)[0], full)  # a chunk was drawn
+    encoder.set_training_step(10)
+    torch.testing.assert_close(encoder(feats, lens)[0], full)
+
+
 def test_non_causal_encoder_refuses_chunks():
     torch.manual_seed(0)
     encoder = ConformerEncoder(**TINY).eval()

@@ -60,7 +60,8 @@ ignore_id: -1
 encoder: {_target_: asr.model.encoder.ConformerEncoder, input_dim: 80, d_model: 144, num_heads: 4, num_blocks: 4,
   ffn_dim: 576, kernel_size: 15, dropout: 0.1, attn_dropout: 0.0, subsampling: conv2d6, subsampling_channels: 64,
   pos_enc: rel, use_conv: true, macaron: true, conv_norm: batch, ffn_activation: swish,
-  streaming: false, causal: false, max_chunk_size: 25, num_left_chunks: -1, full_context_prob: 0.5}
+  streaming: false, causal: false, max_chunk_size: 25, num_left_chunks: -1, full_context_prob: 0.5,
+  chunk_only_steps: 0}
 decoder: {_target_: asr.model.decoder.TransformerDecoder, vocab_size: 37, d_model: 144, num_heads: 4, num_blocks: 2,
   ffn_dim: 576, dropout: 0.1, attn_dropout: 0.0}
 r2l_decoder: null
