@@ -30,17 +30,22 @@ class ASRLitModule(pl.LightningModule):
             non-finite loss or gradient norm.
         meta: JSON-serialisable facts stored in every checkpoint (model config, features, CMVN, tokenizer),
             so that a checkpoint alone can become a model file.
+        val_chunk_size: for an encoder that can decode chunk by chunk (``causal``), validation also logs
+            ``val/cer_chunk``: greedy CTC CER with attention limited to chunks of this many encoder frames (all
+            left chunks), which is what streaming decoding computes; 0 = off.
     """
 
     flops_per_batch = None  # read by Lightning's ThroughputMonitor: FLOPs are not counted, only samples and frames
 
     def __init__(self, model: ASRModel, tokenizer: Tokenizer, optimizer: Callable, scheduler: Callable | None = None,
-                 sampling: SamplingSchedule | None = None, max_bad_batches: int = 20, meta: dict | None = None):
+                 sampling: SamplingSchedule | None = None, max_bad_batches: int = 20, meta: dict | None = None,
+                 val_chunk_size: int = 16):
         super().__init__()
         self.model, self.tokenizer = model, tokenizer
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.sampling, self.max_bad_batches, self.meta = sampling, max_bad_batches, meta or {}
-        self.cer = torch.nn.ModuleDict({"val": CharErrorRate(), "test": CharErrorRate()})
+        self.cer = torch.nn.ModuleDict({"val": CharErrorRate(), "test": CharErrorRate(), "val_chunk": CharErrorRate()})
+        self.val_chunk_size = val_chunk_size
         self.bad_in_a_row = 0  # optimizer steps skipped in a row (the same on every rank)
         self.bad_total = 0
         self.skip_step = False  # set by a non-finite loss, cleared when the step is skipped
@@ -133,7 +138,17 @@ class ASRLitModule(pl.LightningModule):
         hyps, _ = ctc_greedy_search(log_probs, out["enc_lens"], blank=self.tokenizer.blank_id)
         self.cer[stage].update([self.tokenizer.decode(h) for h in hyps], batch["texts"])
         self.log(f"{stage}/cer", self.cer[stage], batch_size=len(batch["ids"]), prog_bar=True)
+        if stage == "val" and self.val_chunk_size > 0 and getattr(self.model.encoder, "causal", False):
+            self.chunk_cer(batch)
         return out["loss"]
+
+    def chunk_cer(self, batch: dict) -> None:
+        """``val/cer_chunk``: greedy CTC CER of the encoder under the chunk mask of ``val_chunk_size`` frames."""
+        enc_out, enc_lens = self.model.encode(batch["feats"], batch["feats_lens"], chunk_size=self.val_chunk_size,
+                                              num_left_chunks=-1)  # (B, T', D), (B,)
+        hyps, _ = ctc_greedy_search(self.model.ctc_log_probs(enc_out), enc_lens, blank=self.tokenizer.blank_id)
+        self.cer["val_chunk"].update([self.tokenizer.decode(h) for h in hyps], batch["texts"])
+        self.log("val/cer_chunk", self.cer["val_chunk"], batch_size=len(batch["ids"]))
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.evaluate(batch, "val")

@@ -55,7 +55,8 @@ def fit(cfg: DictConfig) -> tuple[ASRLitModule, pl.Trainer]:
     lengths = TrainingLengths.from_manifest(train_manifest) if os.path.isfile(train_manifest) else None
     meta = make_meta(model_config, datamodule.tokenizer, datamodule.features, datamodule.cmvn, lengths)
     module = ASRLitModule(model, datamodule.tokenizer, optimizer=instantiate(cfg.optim.optimizer),
-                          scheduler=instantiate(cfg.optim.scheduler), sampling=instantiate(cfg.sampling), meta=meta)
+                          scheduler=instantiate(cfg.optim.scheduler), sampling=instantiate(cfg.sampling), meta=meta,
+                          val_chunk_size=cfg.val_chunk_size)
     trainer = build_trainer(cfg, model)
     last = f"{cfg.exp_dir}/checkpoints/last.ckpt"
     # resume: "last" = last.ckpt; "auto" = last.ckpt if there is one (sweeps rerunning an unfinished run)

@@ -42,6 +42,10 @@ def plot(series: dict, title: str, out: Path) -> None:
         ax_cer.plot(steps, [100 * v for v in values], "-o", markersize=3, label="val/cer (greedy CTC)")
         ax_cer.set_ylim(0, min(100, 100 * max(values) * 1.05))
         ax_cer.annotate(f"{100 * values[-1]:.2f}%", (steps[-1], 100 * values[-1]), textcoords="offset points", xytext=(-30, 8))
+    if series.get("val/cer_chunk"):  # a streaming model: the same search under the validation chunk mask
+        steps, values = zip(*series["val/cer_chunk"])
+        ax_cer.plot(steps, [100 * v for v in values], "-s", markersize=3, label="val/cer_chunk (greedy CTC, chunked)")
+        ax_cer.set_ylim(0, min(100, 100 * max(max(values), *(v for _, v in series.get("val/cer", []))) * 1.05))
     ax_cer.set(xlabel="step", ylabel="CER %", title="validation CER")
     ax_cer.grid(alpha=0.3)
     ax_cer.legend()

@@ -50,3 +50,35 @@ def test_a_nan_batch_changes_nothing_as_if_it_had_not_been_there():
 def test_too_many_bad_steps_in_a_row_stop_with_a_clear_error():
     with pytest.raises(RuntimeError, match="3 optimizer steps in a row were skipped"):
         train([batch(1)] + [batch(10 + i, bad=True) for i in range(4)], max_bad=3)
+
+
+def validate(val_chunk_size: int, batches: list[dict]) -> tuple[ASRLitModule, dict]:
+    torch.manual_seed(0)
+    config = small_model_config(len(TOKENIZER), streaming=True, causal=True)
+    module = ASRLitModule(build_model(config, "test config"), TOKENIZER, optimizer=torch.optim.AdamW,
+                          val_chunk_size=val_chunk_size)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    (metrics,) = trainer.validate(module, dataloaders=torch.utils.data.DataLoader(batches, batch_size=None),
+                                  verbose=False)
+    return module, metrics
+
+
+def test_streaming_validation_cer_is_greedy_search_under_the_chunk_mask():
+    import jiwer
+
+    from asr.decoding.ctc_greedy import ctc_greedy_search
+
+    batches = [batch(1), batch(2)]
+    module, metrics = validate(2, batches)
+    refs, hyps = [], []
+    module.eval()
+    with torch.no_grad():
+        for b in batches:
+            enc_out, enc_lens = module.model.encode(b["feats"], b["feats_lens"], chunk_size=2)
+            ids, _ = ctc_greedy_search(module.model.ctc_log_probs(enc_out), enc_lens)
+            hyps += [TOKENIZER.decode(h) for h in ids]
+            refs += b["texts"]
+    assert metrics["val/cer_chunk"] == pytest.approx(jiwer.cer(refs, hyps), abs=1e-6)
+    _, whole = validate(1000, batches)  # one chunk longer than any utterance: full context
+    assert whole["val/cer_chunk"] == pytest.approx(whole["val/cer"], abs=1e-7)
