@@ -42,7 +42,8 @@ from asr.utils.io import atomic_path, atomic_write  # noqa: E402
 from synth.espeak import engine  # noqa: E402
 from synth.noise import NOISE_KINDS, make_noise, simulate_rir  # noqa: E402
 from synth.speakers import SAMPLE_RATE, Speaker, sample_speaker, speak  # noqa: E402
-from synth.textgen import Lexicon, NewsGenerator, build_lexicon, homophone_rate, pinyin  # noqa: E402
+from synth.textgen import (Lexicon, NewsGenerator, build_lexicon, homophone_rate, lexicon_words,  # noqa: E402
+                           pinyin, random_word_sentence)
 
 SPLITS = ("train", "dev", "test")
 # AISHELL-1 numbers its speakers S0002-S0723 (train), S0724-S0763 (dev), S0764-S0916 (test).
@@ -57,7 +58,7 @@ PRESETS = {
                   noise_per_kind=1, noise_seconds=3.0, rirs=3, rirs_2ch=1),
 }
 # Independent random streams: np.random.default_rng([seed, STREAM, ...]).
-SPEAKERS, CORPUS_TEXT, LM_TEXT, UTTERANCE, NOISE, RIR = range(6)
+SPEAKERS, CORPUS_TEXT, LM_TEXT, UTTERANCE, NOISE, RIR, RANDOM_TEXT = range(7)
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,16 @@ def make_speakers(counts: list[int], seed: int, voices: list[str] | None = None)
 
 
 def make_utterances(speakers: dict[str, list[Speaker]], counts: dict[str, int],
-                    texts: NewsGenerator) -> list[Utterance]:
-    """Spread each split's utterances evenly over its speakers; every sentence in the corpus is distinct."""
+                    texts: NewsGenerator, random_share: float = 0.0, random_seed: int = 0) -> list[Utterance]:
+    """Spread each split's utterances evenly over its speakers; every sentence in the corpus is distinct.
+
+    ``random_share`` of the training sentences (drawn with their own stream, ``random_seed``) are replaced by
+    uniformly drawn word sequences (:func:`synth.textgen.random_word_sentence`): text without the grammar's
+    templates, so that a model cannot recognise whole memorised sentences and has to hear each word. The grammar's
+    sentences are drawn all the same, so dev and test do not change with the share.
+    """
+    mix = np.random.default_rng(random_seed)
+    words_of_lexicon = lexicon_words(texts.lexicon) if random_share > 0 else []
     seen, utts = set(), []
     for split in SPLITS:
         spk = speakers[split]
@@ -97,6 +106,11 @@ def make_utterances(speakers: dict[str, list[Speaker]], counts: dict[str, int],
             while "".join(words) in seen:
                 words = texts.sentence()
             seen.add("".join(words))
+            if split == "train" and random_share > 0 and mix.random() < random_share:
+                words = random_word_sentence(words_of_lexicon, mix)
+                while "".join(words) in seen:
+                    words = random_word_sentence(words_of_lexicon, mix)
+                seen.add("".join(words))
             uid = f"BAC009{speaker.id}W{FIRST_UTT_NUMBER + k // len(spk):04d}"
             utts.append(Utterance(uid, split, speaker, tuple(words), len(utts)))
     return utts
@@ -202,6 +216,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--domain", default="news", help="text domain: news (the demo corpus) or daily (everyday speech:"
                    " other sentence shapes, vocabulary and word classes; tools/synth/lexicon.py)")
+    p.add_argument("--random-text-share", type=float, default=0.0,
+                   help="share of training sentences replaced by random word sequences of the lexicon (dev and test "
+                        "unchanged; the LM text keeps the grammar)")
     p.add_argument("--voices", nargs="+", metavar="VARIANT",
                    help="eSpeak voice variants the speakers are drawn from (default: all, f1-f5 m1-m8)")
     p.add_argument("--jobs", type=int, default=2, help="synthesis processes")
@@ -237,7 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     counts = {"train": args.train_utts, "dev": args.dev_utts, "test": args.test_utts}
     speakers = make_speakers(args.speakers, args.seed, args.voices)
     corpus_seed = np.random.default_rng([args.seed, CORPUS_TEXT]).integers(2**32)
-    utts = make_utterances(speakers, counts, NewsGenerator(lexicon, corpus_seed))
+    if not 0.0 <= args.random_text_share <= 1.0:
+        raise ValueError(f"--random-text-share must be in [0, 1], got {args.random_text_share}")
+    random_seed = np.random.default_rng([args.seed, RANDOM_TEXT]).integers(2**32)
+    utts = make_utterances(speakers, counts, NewsGenerator(lexicon, corpus_seed), args.random_text_share,
+                           random_seed)
     seconds = write_audio(utts, root / "wav", args.seed, args.jobs)
 
     with atomic_write(root / "transcript" / "aishell_transcript_v0.8.txt") as f:
@@ -261,6 +282,7 @@ def main(argv: list[str] | None = None) -> None:
         "characters": len(lexicon.char_syllable),
         "words_in_transcripts": len(words),
         "homophone_rate": rate,
+        "random_text_share": args.random_text_share,
         "lm_sentences": args.lm_sentences,
         "noise_files": len(noises),
         "rir_files": len(rirs),

@@ -282,23 +282,11 @@ def rare_sentences(lexicon, counts: Counter, seen: set[str], below: int, size: i
 
 def random_sentences(lexicon, counts: Counter, size: int, seed: int) -> list[list[str]]:
     """Uniformly drawn words of the lexicon (those of training characters only), 6-20 characters a sentence."""
-    from synth import lexicon as lx
-    from synth.textgen import MAX_CHARS, MIN_CHARS
+    from synth.textgen import lexicon_words, random_word_sentence
 
-    phrases = [p for cls in lexicon.common.values() for p in cls]
-    phrases += [p for topic in lexicon.topics.values() for cls in topic.values() for p in cls]
-    words = sorted({w for p in phrases for w in p.split() if w != "_"} | set(lx.CORE) | set(lx.NUMBER_CHARS))
-    words = [w for w in words if all(c in counts for c in w)]
+    words = [w for w in lexicon_words(lexicon) if all(c in counts for c in w)]
     rng = np.random.default_rng([seed, RANDOMTEXT])
-    sentences = []
-    while len(sentences) < size:
-        target = int(rng.integers(MIN_CHARS, MAX_CHARS + 1))
-        sentence: list[str] = []
-        while sum(map(len, sentence)) < target:
-            sentence.append(words[int(rng.integers(len(words)))])
-        if sum(map(len, sentence)) <= MAX_CHARS:
-            sentences.append(sentence)
-    return sentences
+    return [random_word_sentence(words, rng) for _ in range(size)]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -11,6 +11,12 @@ and the start of the first encoder frame whose best label is not blank (greedy s
 per chunk size: the share of utterances whose first token comes before the speech onset, the median and 90th
 percentile of the lead (onset - first emission, ms; positive = early), and the mean number of tokens emitted before
 the onset. A frame's start is ``t * subsampling_rate * frame_shift``; one encoder frame is the resolution.
+
+Also printed: the share of emitted tokens that directly follow another token (no blank frame between them). A
+model whose tokens sit on their audio emits one peak per syllable with blanks between (a syllable lasts several
+encoder frames); a model that writes a memorised sentence in bursts (several characters in consecutive frames, at
+the start of the utterance or at the end of a chunk) has a high share, and cannot decode chunk by chunk what it
+writes at the end of a whole utterance.
 """
 from __future__ import annotations
 
@@ -56,6 +62,17 @@ def emissions_before(log_probs: np.ndarray, onset_s: float, frame_s: float, blan
     return onset_s - emitting[0] * frame_s, int(early)
 
 
+def burst_share(log_probs: np.ndarray, blank: int = 0) -> tuple[int, int]:
+    """(tokens of the greedy path that start right after another token's frame, tokens of the greedy path).
+
+    Args:
+        log_probs: (T, V) CTC log-probabilities of one utterance.
+    """
+    best = log_probs.argmax(axis=1)  # (T,)
+    starts = [t for t in range(len(best)) if best[t] != blank and (t == 0 or best[t - 1] != best[t])]
+    return sum(t > 0 and best[t - 1] != blank for t in starts), len(starts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True)
@@ -75,24 +92,27 @@ def main(argv: list[str] | None = None) -> int:
     frame_s = loaded.model.encoder.subsampling_rate * loaded.fbank.frame_shift_ms / 1000
     print(f"{len(rows)} utterances of {args.manifest}; encoder frame {1000 * frame_s:.0f} ms; load average "
           f"{os.getloadavg()[0]:.2f}")
-    print(f"{'context':>10} {'first token before onset':>25} {'lead ms median / p90':>21} {'tokens before onset':>20}")
+    print(f"{'context':>10} {'first token before onset':>25} {'lead ms median / p90':>21} {'tokens before onset':>20} "
+          f"{'tokens right after a token':>27}")
     figures = {}
     for chunk in args.chunks:
         rec = Recognizer(TorchBackend(loaded.model, chunk_size=chunk), loaded.tokenizer, loaded.fbank, loaded.cmvn)
-        leads, early = [], []
+        leads, early, bursts = [], [], np.zeros(2, dtype=int)
         for x, onset in zip(audio, onsets):
             feats = rec.pipeline.features(torch.from_numpy(x)[None])  # (T, F)
             enc = rec.encode(feats[None], torch.tensor([len(feats)]))
             lead, n = emissions_before(enc.ctc_log_probs[0, : int(enc.lens[0])], onset, frame_s)
             early.append(n)
+            bursts += burst_share(enc.ctc_log_probs[0, : int(enc.lens[0])])
             if lead is not None:
                 leads.append(lead)
         before = sum(v > 0 for v in leads)
         name = "full" if chunk == 0 else f"chunk {chunk}"
         print(f"{name:>10} {before:>19}/{len(leads):<5} {1000 * np.median(leads):>10.0f} / "
-              f"{1000 * np.percentile(leads, 90):<8.0f} {np.mean(early):>20.2f}")
+              f"{1000 * np.percentile(leads, 90):<8.0f} {np.mean(early):>20.2f} {100 * bursts[0] / max(1, bursts[1]):>26.1f}%")
         figures[name] = {"before_onset": before, "utterances": len(leads), "leads_s": leads,
-                         "tokens_before_onset": early}
+                         "tokens_before_onset": early, "tokens_after_a_token": int(bursts[0]),
+                         "tokens": int(bursts[1])}
     if args.json:
         with atomic_write(args.json) as f:
             json.dump(figures, f)

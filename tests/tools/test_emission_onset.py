@@ -32,3 +32,16 @@ def test_tokens_before_onset_equal_greedy_search_of_the_frames_before_it(seed):
         assert lead == pytest.approx(onset - emitting[0] * frame_s)
     else:
         assert lead is None and early == 0
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_burst_share_counts_greedy_tokens_with_no_blank_before_them(seed):
+    rng = np.random.default_rng(seed)
+    log_probs = np.log(rng.dirichlet(np.ones(4) * 0.3, size=int(rng.integers(1, 30))))  # (T, 4), peaky
+    after, total = onset_tool.burst_share(log_probs)
+    hyp, _ = ctc_greedy_search(log_probs[None], np.array([len(log_probs)]))
+    assert total == len(hyp[0])
+    # tokens that follow a token: removing every blank frame merges nothing more than greedy search did
+    best = log_probs.argmax(axis=1)
+    runs = [b for i, b in enumerate(best) if i == 0 or best[i - 1] != b]  # run values, blanks included
+    assert after == sum(1 for i in range(1, len(runs)) if runs[i] != 0 and runs[i - 1] != 0)

@@ -209,3 +209,27 @@ def test_speakers_draw_from_the_voices_given_and_all_voices_is_the_default():
     assert make_synthetic_aishell.make_speakers(counts, 0) == every  # the default corpus is unchanged
     some = make_synthetic_aishell.make_speakers(counts, 0, ["f1", "m8"])
     assert {s.variant for split in some.values() for s in split} <= {"f1", "m8"}
+
+
+def test_random_text_share_replaces_that_share_of_training_sentences_and_leaves_dev_and_test_alone():
+    from synth.textgen import NewsGenerator, build_lexicon, lexicon_words
+
+    lexicon = build_lexicon(engine().unspeakable)
+    speakers = make_synthetic_aishell.make_speakers([20, 5, 5], seed=0)
+    counts = {"train": 2000, "dev": 100, "test": 100}
+
+    def make(share: float) -> list:
+        return make_synthetic_aishell.make_utterances(speakers, counts, NewsGenerator(lexicon, 3), share, 4)
+
+    plain, default, mixed = make(0.0), make_synthetic_aishell.make_utterances(
+        speakers, counts, NewsGenerator(lexicon, 3)), make(0.3)
+    assert [u.words for u in plain] == [u.words for u in default]
+    for a, b in zip(plain, mixed):
+        assert a.id == b.id and (a.split == "train" or a.words == b.words)
+    grammar = {"".join(u.words) for u in plain}
+    replaced = [b for a, b in zip(plain, mixed) if a.words != b.words]
+    assert all(u.split == "train" and "".join(u.words) not in grammar for u in replaced)
+    assert abs(len(replaced) / counts["train"] - 0.3) < 0.04  # 4 standard deviations at 2,000 draws
+    vocabulary = set(lexicon_words(lexicon))
+    assert all(set(u.words) <= vocabulary and 6 <= len("".join(u.words)) <= 20 for u in replaced)
+    assert len({"".join(u.words) for u in mixed}) == len(mixed)  # still every sentence distinct

@@ -255,6 +255,25 @@ class NewsGenerator:
         return int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"))
 
 
+def lexicon_words(lexicon: Lexicon) -> list[str]:
+    """Every word the grammar can write (its phrases' words, the core words and the number characters), sorted."""
+    phrases = [p for cls in lexicon.common.values() for p in cls]
+    phrases += [p for topic in lexicon.topics.values() for cls in topic.values() for p in cls]
+    return sorted({w for p in phrases for w in p.split() if w != "_"} | set(lx.CORE) | set(lx.NUMBER_CHARS))
+
+
+def random_word_sentence(words: list[str], rng: np.random.Generator) -> list[str]:
+    """Words drawn uniformly from ``words`` (no template, no n-gram structure), :data:`MIN_CHARS` to
+    :data:`MAX_CHARS` characters."""
+    while True:
+        target = int(rng.integers(MIN_CHARS, MAX_CHARS + 1))
+        sentence: list[str] = []
+        while sum(map(len, sentence)) < target:
+            sentence.append(words[int(rng.integers(len(words)))])
+        if sum(map(len, sentence)) <= MAX_CHARS:
+            return sentence
+
+
 @functools.cache
 def _zipf_cdf(n: int) -> np.ndarray:
     return np.cumsum(1 / np.arange(1, n + 1))
