@@ -60,8 +60,8 @@ from asr.utils.io import atomic_write, write_jsonl
 from asr.utils.threads import set_threads
 
 log = logging.getLogger(__name__)
-SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_threshold",  # recorded in summaries
-            "reverse_weight")
+SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "attention_length_bonus",  # recorded in summaries
+            "blank_skip_threshold", "reverse_weight")
 
 
 def machine_info(device: torch.device | str) -> dict:
