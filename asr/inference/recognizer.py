@@ -64,7 +64,8 @@ class Recognizer:
 
     def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Any, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
-                 attention_length_bonus: float = 0.0, blank_skip_threshold: float | None = None, reverse_weight: float | None = None,
+                 attention_length_bonus: float = 0.0, blank_skip_threshold: float | None = None,
+                 reverse_weight: float | None = None,
                  modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None,
                  training_lengths: TrainingLengths | None = None):
         self.backend, self.tokenizer, self.training_lengths = backend, tokenizer, training_lengths

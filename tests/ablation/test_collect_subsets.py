@@ -48,7 +48,8 @@ def test_per_snr_cer_equals_the_cer_of_the_subset_alone(tmp_path):
     rng = np.random.default_rng(0)
     refs = {f"test_noisy-u{i:02d}": "".join(rng.choice(list(CHARS), rng.integers(5, 15))) for i in range(40)}
     snr = {u: SNRS[i % len(SNRS)] for i, u in enumerate(refs)}
-    arms = {"none": {0.0: 0.6, 5.0: 0.4, 10.0: 0.2, None: 0.1}, "noise_reverb": {0.0: 0.3, 5.0: 0.2, 10.0: 0.1, None: 0.05}}
+    arms = {"none": {0.0: 0.6, 5.0: 0.4, 10.0: 0.2, None: 0.1},
+            "noise_reverb": {0.0: 0.3, 5.0: 0.2, 10.0: 0.1, None: 0.05}}
     hyps = {(arm, seed): write_noisy_run(tmp_path, arm, seed, refs, snr, rates, rng)
             for arm, rates in arms.items() for seed in (1, 2)}
     runs = ca.find_runs(tmp_path)

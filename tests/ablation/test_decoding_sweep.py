@@ -130,4 +130,5 @@ def test_the_collector_tables_the_grid_and_judges_the_decoding_claims(tmp_path):
            "`ctcw0.3_lb0.0`, attention, test_randomtext, deletions)" in claims
     assert "- **replicated**: joint attention search is unsafe on text without structure (against CTC greedy on " \
            "the same models) (`ctcw0.1_lb0.0` vs `ctcw0.3_lb0.0`, attention vs ctc_greedy_search" in claims
-    assert "`ctcw0.9_lb0.0` vs `ctcw0.3_lb0.0`, attention vs ctc_greedy_search, test_randomtext, cer): Δ +0.00" in claims
+    assert "`ctcw0.9_lb0.0` vs `ctcw0.3_lb0.0`, attention vs ctc_greedy_search, test_randomtext, cer): Δ +0.00" \
+        in claims

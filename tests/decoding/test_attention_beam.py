@@ -91,8 +91,8 @@ def test_large_beam_equals_exhaustive_search(ctc_weight, length_bonus):
     assert step_fn.calls == max_len + 1  # one batched decoder call per step
 
 
-def exhaustive_scores(table, ctc_log_probs, ctc_weight: float, max_len: int) -> dict[tuple[int, ...], tuple[float, int]]:
-    """Every hypothesis of up to ``max_len`` tokens: (joint score without a length term, length)."""
+def exhaustive_scores(table, ctc_log_probs, ctc_weight: float, max_len: int) -> dict:
+    """Every hypothesis of up to ``max_len`` tokens -> (joint score without a length term, length)."""
     out = {}
     for n in range(max_len + 1):
         for hyp in itertools.product(TOKENS, repeat=n):
