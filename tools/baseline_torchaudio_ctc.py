@@ -1,9 +1,9 @@
 """A stock baseline beside the recipe (issue 18): torchaudio's Conformer, plain CTC, a short plain training loop.
 
 Usage:
-    python tools/baseline_torchaudio_ctc.py --data data/demo --out exp/baseline_torchaudio --minutes 34
-    python tools/baseline_torchaudio_ctc.py --data data/demo_daily --out exp/baseline_torchaudio_daily --minutes 34 \\
-        --eval conditions/test_randomtext.jsonl
+    python tools/baseline_torchaudio_ctc.py --data data/demo --out exp/stock/torchaudio_ctc/seed1 --minutes 34
+    python tools/baseline_torchaudio_ctc.py --data data/demo --out exp/ablation_v2/stock/torchaudio_ctc/seed1 \\
+        --minutes-from exp/ablation_v2/posenc/rel/seed1 --eval conditions/test_randomtext.jsonl
 
 Settings that win only with the recipe's machinery are not findings: this trains ``torchaudio.models.Conformer``
 behind a two-layer convolutional subsampling (x4) with a linear CTC head, nothing of asr.model, asr.losses or
@@ -12,14 +12,20 @@ Lightning, on the same data and features as the recipe: DATA/train.jsonl, the pr
 (asr.data.batching). AdamW with a linear warm-up and inverse-square-root decay (a schedule that needs no step
 count), gradients clipped at 5. Training stops at --steps or after --minutes of wall time, whichever comes first
 (give the recipe run's training minutes for "the same wall time"). Then greedy CTC decoding of dev, test and every
---eval manifest (relative paths from DATA), scored with the project's CER (asr.decoding.cer, references and
-hypotheses normalised as asr.decode does), into OUT/results.json: CER and counts per set, steps, training seconds,
-parameters, the last training losses and the arguments; the weights into OUT/model.pt.
+--eval manifest (relative paths from DATA, named by their file's stem), scored with the project's CER
+(asr.decoding.cer, references and hypotheses normalised as asr.decode does; a manifest's ``focus_chars`` and
+``snr_db`` are scored and recorded as asr.decode does too).
+
+OUT is laid out like a sweep's run (asr/evaluate.py), as arm ``--arm`` of sweep ``--name`` with seed ``--seed``:
+OUT/metrics.json (status, CER and counts per set under the mode ``ctc_greedy_search``, steps, training seconds,
+parameters, the last training losses, the arguments), OUT/decode/SET/ctc_greedy_search/{text,utterances.jsonl}
+and the weights in OUT/model.pt. So tools/collect_ablation.py tables it against the recipe's runs, with the paired
+bootstrap over utterances: ``collect_ablation.py exp/ablation_v2/stock --baseline rel
+--baseline-from exp/ablation_v2/posenc/rel``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -36,11 +42,17 @@ from asr.data.dataset import ManifestDataset  # noqa: E402
 from asr.data.manifest import Manifest  # noqa: E402
 from asr.data.pipeline import SamplePipeline, collate  # noqa: E402
 from asr.data.text import normalize_text  # noqa: E402
-from asr.decoding.cer import compute_cer  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from asr.decode import SUBSET_KEYS  # noqa: E402
+from asr.decoding.cer import ErrorStats, compute_cer, focus_stats, per_utterance  # noqa: E402
+from asr.evaluate import read_metrics, write_metrics  # noqa: E402
 from asr.features.cmvn import GlobalCMVN  # noqa: E402
 from asr.features.fbank import Fbank  # noqa: E402
 from asr.tokenizer import load_tokenizer  # noqa: E402
-from asr.utils.io import atomic_write  # noqa: E402
+from asr.utils.io import atomic_write, write_jsonl  # noqa: E402
+
+MODE = "ctc_greedy_search"  # the mode the results are recorded under (what a sweep's run calls greedy CTC)
 
 
 class ConformerCTC(nn.Module):
@@ -105,7 +117,8 @@ def greedy(log_probs: torch.Tensor, lens: torch.Tensor, blank: int = 0) -> list[
 @torch.no_grad()
 def evaluate(model: nn.Module, manifest: Manifest, pipeline: SamplePipeline, max_frames: int = 20000) -> dict:
     """Greedy-decode and score a manifest: ``{"cer", "substitutions", "deletions", "insertions", "ref_chars",
-    "utterances", "hyps": {id: text}}``."""
+    "utterances", "hyps": {id: text}, "rows": per-utterance counts (asr.decoding.cer.per_utterance)}``, and
+    ``"focus"`` (the CER on the manifest's ``focus_chars``) where it lists some."""
     model.eval()
     loader = batch_loader(manifest, pipeline, max_frames, shuffle=False)
     refs, hyps = {}, {}
@@ -113,9 +126,20 @@ def evaluate(model: nn.Module, manifest: Manifest, pipeline: SamplePipeline, max
         log_probs, lens = model(batch["feats"], batch["feats_lens"])
         for uid, text, ids in zip(batch["ids"], batch["texts"], greedy(log_probs, lens)):
             refs[uid], hyps[uid] = normalize_text(text), normalize_text(pipeline.tokenizer.decode(ids))
-    total = compute_cer(refs, hyps).total
-    return {"cer": total.cer, "substitutions": total.substitutions, "deletions": total.deletions,
-            "insertions": total.insertions, "ref_chars": total.ref_len, "utterances": len(refs), "hyps": hyps}
+    report = compute_cer(refs, hyps)
+    focus = set().union(*(row.get("focus_chars", "") for row in manifest))
+    subsets = {row["id"]: {k: row[k] for k in SUBSET_KEYS if k in row} for row in manifest}
+    out = {"cer": report.total.cer, **counts(report.total), "utterances": len(refs), "hyps": hyps,
+           "rows": per_utterance(report, focus, subsets)}
+    if focus:
+        f = sum((focus_stats(u, focus) for u in report.utts), ErrorStats())
+        out["focus"] = {"cer": f.cer, **counts(f)}
+    return out
+
+
+def counts(stats: ErrorStats) -> dict:
+    return {"substitutions": stats.substitutions, "deletions": stats.deletions, "insertions": stats.insertions,
+            "ref_chars": stats.ref_len}
 
 
 def batch_loader(manifest: Manifest, pipeline: SamplePipeline, max_frames: int, shuffle: bool, seed: int = 0,
@@ -134,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--steps", type=int, default=100000, help="most optimizer steps")
     p.add_argument("--minutes", type=float, default=34.0, help="most minutes of training wall time")
+    p.add_argument("--minutes-from", type=Path, metavar="RUN",
+                   help="instead of --minutes: the training minutes of a recipe run (its metrics.json train_seconds)")
     p.add_argument("--eval", nargs="*", default=[], help="more manifests to decode (relative: from DATA)")
     p.add_argument("--batch-frames", type=int, default=6000, help="padded feature frames per batch")
     p.add_argument("--lr", type=float, default=2e-3)
@@ -143,11 +169,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="data loader processes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--name", default="stock", help="the sweep name recorded in metrics.json")
+    p.add_argument("--arm", default="torchaudio_ctc", help="the arm name recorded in metrics.json")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.minutes_from:
+        recipe_seconds = read_metrics(args.minutes_from / "metrics.json").get("train_seconds")
+        if not recipe_seconds:
+            raise SystemExit(f"baseline_torchaudio_ctc: {args.minutes_from}/metrics.json has no train_seconds")
+        args.minutes = recipe_seconds / 60
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -163,21 +196,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.save(model.state_dict(), args.out / "model.pt")
     sets = {"dev": args.data / "dev.jsonl", "test": args.data / "test.jsonl"}
     sets.update({Path(m).stem: Path(m) if Path(m).is_absolute() else args.data / m for m in args.eval})
-    results = {}
+    cer, scored = {}, {}
     for name, path in sets.items():
-        results[name] = evaluate(model, Manifest(path), pipeline)
-        hyps = results[name].pop("hyps")
-        with atomic_write(args.out / "decode" / name / "text") as f:
-            f.writelines(f"{u} {h}\n" for u, h in hyps.items())
-        print(f"{name}: CER {100 * results[name]['cer']:.2f}% ({results[name]['utterances']} utterances)")
-    record = {"model": "torchaudio.models.Conformer + conv2d subsampling x4 + CTC",
-              "num_params": sum(p.numel() for p in model.parameters()), "steps": steps, "train_seconds": seconds,
-              "last_losses": losses[-10:], "cer": {k: v["cer"] for k, v in results.items()}, "counts": results,
+        result = evaluate(model, Manifest(path), pipeline)
+        with atomic_write(args.out / "decode" / name / MODE / "text") as f:
+            f.writelines(f"{u} {h}\n" for u, h in result.pop("hyps").items())
+        write_jsonl(args.out / "decode" / name / MODE / "utterances.jsonl", result.pop("rows"))
+        cer[name], scored[name] = {MODE: result["cer"]}, {MODE: {k: v for k, v in result.items() if k != "cer"}}
+        print(f"{name}: CER {100 * result['cer']:.2f}% ({result['utterances']} utterances)")
+    record = {"status": "ok", "cer": cer, "counts": scored, "steps": steps, "train_seconds": seconds,
+              "num_params": sum(p.numel() for p in model.parameters()), "averaged": None,
+              "model": "torchaudio.models.Conformer + conv2d subsampling x4 + CTC", "last_losses": losses[-10:],
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
               "torch": torch.__version__, "torchaudio": torchaudio.__version__}
-    with atomic_write(args.out / "results.json") as f:
-        json.dump(record, f, indent=2)
-    print(f"-> {args.out / 'results.json'}")
+    identity = OmegaConf.create({"ablation": {"name": args.name, "arm": args.arm}, "seed": args.seed})
+    print(f"-> {write_metrics(args.out, identity, record)}")
     return 0
 
 

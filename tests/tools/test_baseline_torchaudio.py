@@ -10,6 +10,7 @@ import soundfile as sf
 import torch
 
 import baseline_torchaudio_ctc as bt
+import collect_ablation as ca
 from asr.data.manifest import Manifest
 from asr.data.pipeline import SamplePipeline, collate
 from asr.data.text import normalize_text
@@ -92,13 +93,45 @@ def test_training_on_one_repeated_batch_lowers_the_loss(data):
     assert losses[-1] < losses[0]
 
 
-def test_three_steps_end_to_end_and_the_wall_clock_budget(data, tmp_path):
-    out = tmp_path / "out"
+def test_three_steps_end_to_end_as_a_run_the_collector_reads(data, tmp_path):
+    out = tmp_path / "stock" / "torchaudio_ctc" / "seed1"
     small = ["--d-model", "32", "--layers", "1", "--workers", "0", "--threads", "1", "--batch-frames", "300"]
     assert bt.main(["--data", str(data), "--out", str(out), "--steps", "3", "--eval", "train.jsonl", *small]) == 0
-    r = json.loads((out / "results.json").read_text())
-    assert r["steps"] == 3 and len(r["last_losses"]) == 3 and r["num_params"] > 0
-    assert set(r["cer"]) == {"dev", "test", "train"} and r["counts"]["test"]["utterances"] == 3
-    assert len((out / "decode" / "dev" / "text").read_text().splitlines()) == 3 and (out / "model.pt").exists()
-    assert bt.main(["--data", str(data), "--out", str(tmp_path / "none"), "--minutes", "0", *small]) == 0
-    assert json.loads((tmp_path / "none" / "results.json").read_text())["steps"] == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["status"] == "ok" and m["arm"] == "torchaudio_ctc" and m["seed"] == 1 and m["name"] == "stock"
+    assert m["steps"] == 3 and len(m["last_losses"]) == 3 and m["num_params"] > 0
+    assert set(m["cer"]) == {"dev", "test", "train"} and m["counts"]["test"]["ctc_greedy_search"]["utterances"] == 3
+    assert (out / "model.pt").exists()
+    # the collector's view of the run: per-utterance errors that add up to the recorded CER
+    (run,) = ca.find_runs(tmp_path / "stock")
+    for split in ("dev", "test", "train"):
+        rows = ca.utterance_errors(run, split, "ctc_greedy_search", "cer")
+        assert len(rows) == m["counts"][split]["ctc_greedy_search"]["utterances"]
+        assert sum(e for e, _ in rows.values()) / sum(n for _, n in rows.values()) == pytest.approx(
+            ca.run_value(run, split, "ctc_greedy_search", "cer"))
+
+
+def test_the_wall_clock_budget_stops_training(data, tmp_path):
+    small = ["--d-model", "32", "--layers", "1", "--workers", "0", "--threads", "1", "--batch-frames", "300"]
+    assert bt.main(["--data", str(data), "--out", str(tmp_path / "a"), "--minutes", "0", *small]) == 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["steps"] == 0
+    recipe = tmp_path / "recipe"  # the recipe run's training time, as its metrics.json says
+    recipe.mkdir()
+    (recipe / "metrics.json").write_text(json.dumps({"status": "ok", "train_seconds": 1e-9}))
+    assert bt.main(["--data", str(data), "--out", str(tmp_path / "b"), "--minutes-from", str(recipe), *small]) == 0
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert m["steps"] == 0 and m["args"]["minutes"] == pytest.approx(1e-9 / 60)
+
+
+def test_focus_characters_and_snr_are_scored_as_asr_decode_scores_them(data, tmp_path):
+    rows = list(Manifest(data / "dev.jsonl"))
+    for row, snr in zip(rows, (0.0, 5.0, None)):
+        row["focus_chars"], row["snr_db"] = row["text"][:2], snr
+    write_jsonl(tmp_path / "noisy.jsonl", rows)
+    pipeline = pipeline_of(data)
+    got = bt.evaluate(tiny_model(len(pipeline.tokenizer)), Manifest(tmp_path / "noisy.jsonl"), pipeline)
+    focus = set("".join(row["focus_chars"] for row in rows))
+    assert got["focus"]["ref_chars"] == sum(c in focus for row in rows for c in row["text"])
+    assert got["focus"]["substitutions"] + got["focus"]["deletions"] + got["focus"]["insertions"] == \
+        sum(r["focus_errors"] for r in got["rows"])
+    assert {r["id"]: r["snr_db"] for r in got["rows"]} == {row["id"]: row["snr_db"] for row in rows}
