@@ -473,9 +473,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def format_cell(cell: Cell, is_baseline: bool) -> str:
+def format_cell(cell: Cell, is_baseline: bool, finished: bool = False) -> str:
+    """A table cell; an arm with no value is "failed", or "-" when its runs ``finished`` but did not decode that
+    set in that mode (e.g. the stock baseline, greedy CTC only)."""
     if not cell.values:
-        return "failed"
+        return "-" if finished else "failed"
     text = pct(cell.mean) + (f" ± {pct(cell.std)}" if cell.std is not None else " (1 seed)")
     if is_baseline or cell.diff is None:
         return text
@@ -532,7 +534,8 @@ def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | 
                   "|---|---|" + "---|" * len(columns)]
         for arm in arms:
             label = f"{arm} (baseline)" if arm == baseline else arm
-            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline) for m in columns]
+            finished = any(r.arm == arm and r.status == "ok" for r in runs)
+            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline, finished) for m in columns]
             lines.append(f"| {label} | {runs_ok(runs, arm)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Training", "", "Means over the finished seeds; the budget is the same for every arm.", "",

@@ -20,7 +20,7 @@ from asr.features.cmvn import CMVNAccumulator, GlobalCMVN
 from asr.features.fbank import Fbank
 from asr.tokenizer import load_tokenizer
 from asr.tokenizer.char import CharTokenizer
-from asr.utils.io import write_jsonl
+from asr.utils.io import read_jsonl, write_jsonl
 from conftest import write_tone
 
 TEXTS = ["今天天气很好", "我们去北京", "人工智能", "你好世界", "学习语音识别", "上海下雨"]
@@ -135,3 +135,25 @@ def test_focus_characters_and_snr_are_scored_as_asr_decode_scores_them(data, tmp
     assert got["focus"]["substitutions"] + got["focus"]["deletions"] + got["focus"]["insertions"] == \
         sum(r["focus_errors"] for r in got["rows"])
     assert {r["id"]: r["snr_db"] for r in got["rows"]} == {row["id"]: row["snr_db"] for row in rows}
+
+
+def test_the_collector_compares_the_stock_baseline_with_the_recipes_runs(data, tmp_path):
+    out = tmp_path / "stock" / "torchaudio_ctc" / "seed1"
+    small = ["--d-model", "32", "--layers", "1", "--workers", "0", "--threads", "1", "--batch-frames", "300"]
+    assert bt.main(["--data", str(data), "--out", str(out), "--steps", "1", *small]) == 0
+    stock = list(read_jsonl(out / "decode" / "test" / "ctc_greedy_search" / "utterances.jsonl"))
+    recipe = tmp_path / "posenc" / "rel" / "seed1"  # a recipe run that decoded test in two modes, error-free
+    for mode in ("ctc_greedy_search", "attention_rescoring"):
+        write_jsonl(recipe / "decode" / "test" / mode / "utterances.jsonl",
+                    [{**r, "substitutions": 0, "deletions": 0, "insertions": 0} for r in stock])
+    zero = {"substitutions": 0, "deletions": 0, "insertions": 0, "ref_chars": sum(r["ref_chars"] for r in stock)}
+    (recipe / "metrics.json").write_text(json.dumps({
+        "status": "ok", "arm": "rel", "seed": 1, "cer": {"test": {"ctc_greedy_search": 0.0, "attention_rescoring": 0.0}},
+        "counts": {"test": {"ctc_greedy_search": zero, "attention_rescoring": zero}}}))
+    text = ca.collect(tmp_path / "stock", "rel", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "c.png",
+                      resamples=200, baseline_from=tmp_path / "posenc" / "rel")
+    row = next(line for line in text.split("## test\n", 1)[1].splitlines() if line.startswith("| torchaudio_ctc |"))
+    m = json.loads((out / "metrics.json").read_text())
+    greedy, rescoring = row.split(" | ")[2:4]
+    assert greedy.startswith(f"{100 * m['cer']['test']['ctc_greedy_search']:.2f} (1 seed) (Δ ")
+    assert rescoring == "- |"  # finished, but the stock baseline decodes greedy CTC only
