@@ -9,6 +9,9 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +19,7 @@ import pytest
 import collect_ablation as ca
 from asr import sweep
 from asr.inference.recognizer import Recognizer
-from tests.ablation.test_configs import compose_train, sweep_params
+from tests.ablation.test_configs import ROOT, compose_train, sweep_params
 
 
 def grid() -> list[tuple[str, str]]:
@@ -132,3 +135,27 @@ def test_the_collector_tables_the_grid_and_judges_the_decoding_claims(tmp_path):
            "the same models) (`ctcw0.1_lb0.0` vs `ctcw0.3_lb0.0`, attention vs ctc_greedy_search" in claims
     assert "`ctcw0.9_lb0.0` vs `ctcw0.3_lb0.0`, attention vs ctc_greedy_search, test_randomtext, cer): Δ +0.00" \
         in claims
+
+
+@pytest.mark.slow
+def test_run_ablation_decoding_decodes_one_model_per_grid_point_and_tables_them(prepared_synthetic, tiny_model_file,
+                                                                               tmp_path):
+    root, docs = tmp_path / "exp", tmp_path / "docs"
+    env = {**os.environ, "PYTHON": sys.executable, "DOCS": str(docs), "ABLATIONS_MD": str(docs / "ABLATIONS.md")}
+    r = subprocess.run(["bash", str(ROOT / "recipes" / "aishell" / "run_ablation.sh"), "decoding", "seed=1",
+                        f"data_dir={prepared_synthetic}", f"ablation.root={root}",
+                        f"ablation.model_from={tiny_model_file}",
+                        "evaluate.search.attention_ctc_weight=0.3,0.7", "evaluate.search.attention_length_bonus=0.0",
+                        "evaluate.test_sets.test_randomtext=test.jsonl", "evaluate.modes=[ctc_greedy_search]",
+                        "threads=1"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "no training" in r.stdout
+    for arm in ("ctcw0.3_lb0.0", "ctcw0.7_lb0.0"):
+        run = root / "decoding" / arm / "seed1"
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["status"] == "ok" and m["arm"] == arm and m["model_from"] == str(tiny_model_file)
+        summary = json.loads((run / "decode" / "test_randomtext" / "ctc_greedy_search" / "summary.json").read_text())
+        assert summary["settings"]["attention_ctc_weight"] == float(arm[4:7]) and not (run / "checkpoints").exists()
+        assert m["cer"]["test_randomtext"]["ctc_greedy_search"] == summary["cer"]
+    table = (docs / "ablation_decoding.md").read_text(encoding="utf-8")
+    assert "| ctcw0.3_lb0.0 (baseline) | 1/1 |" in table and "| ctcw0.7_lb0.0 | 1/1 |" in table

@@ -148,7 +148,8 @@ def test_the_collector_compares_the_stock_baseline_with_the_recipes_runs(data, t
                     [{**r, "substitutions": 0, "deletions": 0, "insertions": 0} for r in stock])
     zero = {"substitutions": 0, "deletions": 0, "insertions": 0, "ref_chars": sum(r["ref_chars"] for r in stock)}
     (recipe / "metrics.json").write_text(json.dumps({
-        "status": "ok", "arm": "rel", "seed": 1, "cer": {"test": {"ctc_greedy_search": 0.0, "attention_rescoring": 0.0}},
+        "status": "ok", "arm": "rel", "seed": 1,
+        "cer": {"test": {"ctc_greedy_search": 0.0, "attention_rescoring": 0.0}},
         "counts": {"test": {"ctc_greedy_search": zero, "attention_rescoring": zero}}}))
     text = ca.collect(tmp_path / "stock", "rel", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "c.png",
                       resamples=200, baseline_from=tmp_path / "posenc" / "rel")
