@@ -13,6 +13,9 @@ lines, manifest order), ``OUT/MODE/errors.txt`` (per-utterance alignments), ``OU
 ``OUT/MODE/summary.json``, and prints one line. References and hypotheses are normalised with
 :func:`asr.data.text.normalize_text`.
 
+A manifest row's ``snr_db`` (test_noisy; :data:`SUBSET_KEYS`) is copied into its ``utterances.jsonl`` row, so that
+the ablation collector can score each SNR apart.
+
 A manifest whose rows list ``focus_chars`` (e.g. the characters rare in training, tools/make_test_conditions.py)
 is also scored on those characters alone (the union over its rows; :func:`asr.decoding.cer.focus_stats`): the
 summary's ``focus`` holds that CER and its counts.
@@ -60,8 +63,9 @@ from asr.utils.io import atomic_write, write_jsonl
 from asr.utils.threads import set_threads
 
 log = logging.getLogger(__name__)
-SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "blank_skip_threshold",  # recorded in summaries
-            "reverse_weight")
+SUBSET_KEYS = ("snr_db",)  # manifest fields copied into the per-utterance rows: they split a set into subsets
+SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "attention_length_bonus",  # recorded in summaries
+            "blank_skip_threshold", "reverse_weight")
 
 
 def machine_info(device: torch.device | str) -> dict:
@@ -98,9 +102,11 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
     rec.seconds.clear()
     hyps, load_seconds = decode_batches(rec, manifest, modes, batch_frames, num_workers, progress)
 
-    refs, failed, oov, audio_seconds, focus = {}, [], [], 0.0, set()
+    refs, failed, oov, audio_seconds, focus, subsets = {}, [], [], 0.0, set(), {}
     for row, duration in zip(manifest, manifest.durations.tolist()):
         focus.update(row.get("focus_chars", ""))
+        if found := {k: row[k] for k in SUBSET_KEYS if k in row}:
+            subsets[row["id"]] = found
         if row["id"] not in hyps[modes[0]]:
             failed.append((row["id"], row["audio"], "unreadable" if os.path.exists(row["audio"]) else "file not found"))
             continue
@@ -126,7 +132,7 @@ def decode_manifest(rec: Recognizer, manifest_path: str | os.PathLike, out_dir: 
         with atomic_write(out_dir / mode / "text") as f:
             f.writelines(f"{u} {hyps[mode][u]}\n" if hyps[mode][u] else f"{u}\n" for u in refs)
         write_error_file(report, out_dir / mode / "errors.txt")
-        write_jsonl(out_dir / mode / "utterances.jsonl", per_utterance(report, focus))
+        write_jsonl(out_dir / mode / "utterances.jsonl", per_utterance(report, focus, subsets))
         seconds = {"features": load_seconds, "encoder": rec.seconds["encoder"],
                    "search": rec.seconds[mode] - rec.seconds["encoder"], "total": load_seconds + rec.seconds[mode]}
         rtf = seconds["total"] / audio_seconds if audio_seconds else None

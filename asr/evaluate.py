@@ -29,7 +29,8 @@ ablation sweep (:mod:`asr.sweep` composes the two in one job). It reads the run'
       audio_seconds_per_second   training throughput of the last (or only) training part: the feature frames and
                                  seconds Lightning's ThroughputMonitor counted, times the frame shift and the
                                  number of devices
-      averaged          the averaged checkpoints: file, step, validation CER
+      averaged          the averaged checkpoints: file, step, validation CER (null in a decoding sweep)
+      model_from        a decoding sweep's job only: the model file it decoded (``evaluate_run(model_file=...)``)
       config            the run's config file (EXP_DIR/.hydra/config.yaml)
       git               {"commit", "dirty"} of the code that ran (null outside a git checkout)
       machine           where decoding ran
@@ -205,7 +206,8 @@ def evaluation_sets(settings: DictConfig, cfg: DictConfig) -> dict[str, Path]:
     return sets
 
 
-def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | None = None) -> dict:
+def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | None = None,
+                 model_file: str | Path | None = None) -> dict:
     """Average the best checkpoints, decode dev, test and the test sets, write ``metrics.json`` with status ``ok``.
 
     Args:
@@ -214,6 +216,8 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
             CUDA when available), ``batch_frames``, ``threads`` and ``search`` (keyword arguments of
             :class:`asr.inference.recognizer.Recognizer`, e.g. ``beam``).
         cfg: the run's config (default: read from ``EXP_DIR/.hydra/config.yaml``).
+        model_file: decode this model file instead of averaging the run's checkpoints (a decoding sweep: the run
+            folder holds decodes only; ``averaged`` is null and ``model_from`` names the file).
 
     Returns:
         The record written.
@@ -223,10 +227,14 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     modes = list(settings.modes)
     sets = evaluation_sets(settings, cfg)
     set_threads(settings.get("threads"))
-    chosen = select(exp_dir / "checkpoints", int(settings.average_num), "best")
-    model_file = exp_dir / "model.safetensors"
-    average_to_model_file(chosen, model_file)
-    log.info("averaged %d checkpoint(s) -> %s", len(chosen), model_file)
+    if model_file is None:
+        chosen = select(exp_dir / "checkpoints", int(settings.average_num), "best")
+        model_file = exp_dir / "model.safetensors"
+        average_to_model_file(chosen, model_file)
+        log.info("averaged %d checkpoint(s) -> %s", len(chosen), model_file)
+        source = {"averaged": [{"checkpoint": c.path.name, "step": c.step, "val_cer": c.val_cer} for c in chosen]}
+    else:
+        source = {"averaged": None, "model_from": str(model_file)}
 
     device = settings.get("device") or "auto"
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -240,11 +248,10 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
         cer[split] = {mode: s["cer"] for mode, s in summaries.items()}
         counts[split] = {mode: {k: s[k] for k in COUNT_KEYS if k in s} for mode, s in summaries.items()}
         log.info("%s CER: %s", split, ", ".join(f"{m} {100 * c:.2f}%" for m, c in cer[split].items()))
-    averaged = [{"checkpoint": c.path.name, "step": c.step, "val_cer": c.val_cer} for c in chosen]
     record = {"status": "ok", "cer": cer, "counts": counts,
               "num_params": sum(p.numel() for p in rec.backend.model.parameters()),
               **training_record(exp_dir, float(select_value(cfg, "features.frame_shift_ms") or 10.0)),
-              "averaged": averaged, "machine": machine_info(torch.device(device))}
+              **source, "machine": machine_info(torch.device(device))}
     path = write_metrics(exp_dir, cfg, record)
     log.info("metrics -> %s", path)
     return record

@@ -11,11 +11,17 @@ conditions, each decoded in every mode and recorded in ``metrics.json``; their m
 training). A job whose ``metrics.json`` says ``ok`` is skipped, so rerunning an interrupted sweep redoes only what
 is missing; a job that fails leaves ``metrics.json`` with the error (:func:`asr.evaluate.recorded`). Returns the
 dev CER of the first evaluation mode: the value a Hydra sweeper (e.g. Optuna) minimises.
+
+A decoding sweep (``conf/ablation/decoding.yaml``) sets ``ablation.model_from``, a model file another sweep trained:
+its jobs train nothing and evaluate that model with their own search settings (``evaluate.search``), writing the same
+``metrics.json`` and per-utterance files, so tools/collect_ablation.py tables them like any sweep.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from asr.evaluate import evaluate_run, evaluation_sets, finished, read_metrics, recorded, METRICS_FILE
 from asr.train import fit
@@ -35,6 +41,11 @@ def main(cfg: DictConfig) -> float | None:
         return dev_cer(read_metrics(f"{cfg.exp_dir}/{METRICS_FILE}"), modes)
     with recorded(cfg.exp_dir, cfg):
         evaluation_sets(cfg.evaluate, cfg)  # a missing test-set manifest fails now, not after training
+        if model_from := OmegaConf.select(cfg, "ablation.model_from", default=None):  # a decoding sweep: no training
+            if not Path(model_from).is_file():
+                raise FileNotFoundError(f"ablation.model_from: {model_from}: no such model file (train the sweep it "
+                                        "names first, e.g. run_ablation.sh posenc)")
+            return dev_cer(evaluate_run(cfg.exp_dir, cfg.evaluate, cfg, model_file=model_from), modes)
         _, trainer = fit(cfg)
         if not trainer.is_global_zero:
             return None

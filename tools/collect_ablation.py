@@ -24,6 +24,10 @@ killed) are listed as unfinished. The baseline is ``--baseline``, else the sweep
 Every set the runs decoded gets tables of its own: test, then the test conditions (``evaluate=conditions``:
 test_long, test_rare, ...), then dev; a set whose summaries have focus characters (test_rare) also gets a table of
 the CER on those characters, and test_long one of deletions and one of insertions per 100 reference characters.
+A set whose per-utterance rows carry a subset field (``snr_db`` in test_noisy, copied from the manifest by
+asr/decode.py) also gets a CER table per value, from the per-utterance errors of that subset alone: test_noisy at
+0, 5 and 10 dB SNR and, where the set has them, its reverberation-only utterances (named ``test_noisy@snr_db=5.0``,
+``test_noisy@snr_db=null``; a claim may name such a subset as its split).
 Where the runs saved per-utterance errors (``decode/SET/MODE/utterances.jsonl``), a cell also gives the 95 %
 confidence interval of Δ from a paired bootstrap over utterances (:func:`paired_bootstrap`: each utterance's
 errors averaged over an arm's seeds, utterances resampled with replacement, the same draws for both arms).
@@ -44,6 +48,7 @@ are every run's validation CER (greedy CTC, from ``EXP_DIR/csv/metrics.csv``) ag
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import sys
@@ -59,11 +64,13 @@ from omegaconf import OmegaConf  # noqa: E402
 from plot_training import read_metrics as read_curves  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from asr.decode import SUBSET_KEYS  # noqa: E402
 from asr.evaluate import METRICS_FILE, RUN_CONFIG, read_metrics  # noqa: E402
 from asr.inference.modes import MODES  # noqa: E402
 from asr.utils.io import atomic_write, read_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+UTTERANCES = "utterances.jsonl"  # the per-utterance errors of a decoded set and mode (asr/decode.py)
 SPLITS = ("test", "dev")  # the run's own sets: test first, dev last, the test conditions between them
 SIGNIFICANT = 0.05
 CONFIDENCE = 0.95
@@ -228,8 +235,36 @@ def paired_bootstrap(diff: np.ndarray, denom: np.ndarray, resamples: int = 10000
     return Bootstrap(float(diff.sum() / denom.sum()), float(low), float(high), float(p), len(diff), len(deltas))
 
 
+def split_subset(split: str) -> tuple[str, str | None, str | None]:
+    """``test_noisy@snr_db=5.0`` -> (``test_noisy``, ``snr_db``, ``5.0``: the value as JSON); a whole set ->
+    (``split``, None, None)."""
+    base, _, subset = split.partition("@")
+    key, _, value = subset.partition("=")
+    return (base, key, value) if key else (base, None, None)
+
+
+def subset_splits(runs: list[Run], split: str) -> list[str]:
+    """The subsets of ``split`` (``SPLIT@KEY=VALUE``), from the per-utterance rows of the first run that saved them:
+    every value of every :data:`asr.decode.SUBSET_KEYS` field, numbers in order, null last."""
+    for run in runs:
+        for path in sorted((run.path / "decode" / split).glob(f"*/{UTTERANCES}")):
+            values: dict[str, set[str]] = {}
+            for row in read_jsonl(path):
+                for key in SUBSET_KEYS:
+                    if key in row:
+                        values.setdefault(key, set()).add(json.dumps(row[key]))
+            order = lambda v: (v == "null", json.loads(v) if v != "null" else 0)  # noqa: E731
+            return [f"{split}@{key}={v}" for key in values for v in sorted(values[key], key=order)]
+    return []
+
+
 def run_value(run: Run, split: str, mode: str, metric: str) -> float | None:
-    """A finished run's rate for one set, mode and metric, from its ``metrics.json``."""
+    """A finished run's rate for one set, mode and metric, from its ``metrics.json``; for a subset
+    (:func:`split_subset`), from its per-utterance errors."""
+    if split_subset(split)[1] is not None:
+        rows = utterance_errors(run, split, mode, metric)
+        denominator = sum(d for _, d in rows.values()) if rows else 0
+        return sum(e for e, _ in rows.values()) / denominator if denominator else None
     if metric == "cer":
         return run.metrics.get("cer", {}).get(split, {}).get(mode)
     counts = run.metrics.get("counts", {}).get(split, {}).get(mode)
@@ -242,8 +277,10 @@ def run_value(run: Run, split: str, mode: str, metric: str) -> float | None:
 
 
 def utterance_errors(run: Run, split: str, mode: str, metric: str) -> dict[str, tuple[float, float]] | None:
-    """id -> (errors, denominator) of one run from ``decode/SPLIT/MODE/utterances.jsonl``; None when absent."""
-    path = run.path / "decode" / split / mode / "utterances.jsonl"
+    """id -> (errors, denominator) of one run from ``decode/SPLIT/MODE/utterances.jsonl``; None when absent.
+    For a subset ``SPLIT@KEY=VALUE``, the rows of SPLIT whose KEY is VALUE."""
+    base, key, value = split_subset(split)
+    path = run.path / "decode" / base / mode / UTTERANCES
     if not path.is_file():
         return None
     numerator, denominator = METRICS[metric]
@@ -251,7 +288,8 @@ def utterance_errors(run: Run, split: str, mode: str, metric: str) -> dict[str, 
     for row in read_jsonl(path):
         if denominator not in row:
             return None
-        rows[row["id"]] = (float(sum(row[k] for k in numerator)), float(row[denominator]))
+        if key is None or (key in row and json.dumps(row[key]) == value):
+            rows[row["id"]] = (float(sum(row[k] for k in numerator)), float(row[denominator]))
     return rows
 
 
@@ -305,6 +343,7 @@ def views(runs: list[Run]) -> list[tuple[str, str]]:
             out.append((split, "focus"))
         if split == "test_long":
             out += [(split, "deletions"), (split, "insertions")]
+        out += [(subset, "cer") for subset in subset_splits(ok, split)]
     return out
 
 
@@ -434,9 +473,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def format_cell(cell: Cell, is_baseline: bool) -> str:
+def format_cell(cell: Cell, is_baseline: bool, finished: bool = False) -> str:
+    """A table cell; an arm with no value is "failed", or "-" when its runs ``finished`` but did not decode that
+    set in that mode (e.g. the stock baseline, greedy CTC only)."""
     if not cell.values:
-        return "failed"
+        return "-" if finished else "failed"
     text = pct(cell.mean) + (f" ± {pct(cell.std)}" if cell.std is not None else " (1 seed)")
     if is_baseline or cell.diff is None:
         return text
@@ -460,6 +501,11 @@ def mean_of(runs: list[Run], arm: str, key: str) -> float | None:
 
 def view_title(view: tuple[str, str]) -> str:
     split, metric = view
+    base, key, value = split_subset(split)
+    if key == "snr_db":
+        split = f"{base}, " + ("reverberation only (no noise)" if value == "null" else f"{float(value):g} dB SNR")
+    elif key is not None:
+        split = f"{base}, {key} = {value}"
     return split if metric == "cer" else f"{split}: {METRIC_TITLES[metric]}"
 
 
@@ -488,7 +534,8 @@ def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | 
                   "|---|---|" + "---|" * len(columns)]
         for arm in arms:
             label = f"{arm} (baseline)" if arm == baseline else arm
-            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline) for m in columns]
+            finished = any(r.arm == arm and r.status == "ok" for r in runs)
+            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline, finished) for m in columns]
             lines.append(f"| {label} | {runs_ok(runs, arm)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Training", "", "Means over the finished seeds; the budget is the same for every arm.", "",
@@ -539,7 +586,7 @@ def plot_cer(runs: list[Run], arms: list[str], modes: list[str], table: dict, ti
                 if not c.values:
                     ax.text(x, 0, "failed", rotation=90, ha="center", va="bottom", fontsize=8, color="red")
         ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
-        ax.set(ylabel="CER %", title=f"{view[0]} (mean ± std over seeds)")
+        ax.set(ylabel="CER %", title=f"{view_title(view)} (mean ± std over seeds)")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:

@@ -19,7 +19,8 @@ says about it):
                      them); eSpeak.
     test_noisy       test utterances reverberated with a held-out simulated room, then held-out noise added at
                      an SNR taken in turn from --snr (``snr_db``; speech power = the reverberant utterance's mean
-                     power over its whole length, as the training augmentation measures it); the noise clips and
+                     power over its whole length, as the training augmentation measures it; an SNR of ``inf`` adds
+                     no noise: reverberation only, ``snr_db`` and ``noise`` null); the noise clips and
                      rooms are drawn from random streams the corpus's own noise/ and rirs/ never use, and written
                      to OUT/noise_test and OUT/rirs_test.
     test_multispk    two test utterances of two different speakers, trimmed and joined by a 0.1-0.5 s pause
@@ -201,15 +202,16 @@ def make_noisy(out: Path, test: Manifest, size: int, snrs: list[float], seed: in
         start = int(rng.integers(len(noise)))
         noise = np.tile(noise, len(wet) // len(noise) + 2)[start:start + len(wet)]  # looped from a random offset
         snr = float(snrs[k % len(snrs)])
-        mixture, speech = mix_at_snr(wet, noise, snr)
-        uid = f"test_noisy-{row['id']}-snr{snr:g}"
+        mixture, speech = mix_at_snr(wet, noise, snr)  # an infinite SNR: the reverberant speech alone
+        reverb_only = bool(np.isinf(snr))
+        uid = f"test_noisy-{row['id']}-" + ("reverb" if reverb_only else f"snr{snr:g}")
         path = out / "test_noisy" / f"{uid}.wav"
         write_wav(path, mixture)
         if keep_speech:  # the reverberant speech alone, scaled as in the mixture: the SNR can be measured
             write_wav(path.with_suffix(".speech.wav"), speech)
         rows.append({"id": uid, "audio": str(path.relative_to(out)), "duration": round(len(mixture) / SAMPLE_RATE, 4),
-                     "speaker": row.get("speaker", ""), "text": normalize_text(row["text"]), "snr_db": snr,
-                     "noise": noise_files[n].name, "rir": rir_files[r].name, "sources": [row["id"]]})
+                     "speaker": row.get("speaker", ""), "text": normalize_text(row["text"]), "snr_db": None if reverb_only else snr,
+                     "noise": None if reverb_only else noise_files[n].name, "rir": rir_files[r].name, "sources": [row["id"]]})
     return rows
 
 
@@ -297,7 +299,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=200, help="utterances per condition (test_long: half as many)")
     p.add_argument("--rare-below", type=int, default=50, help="N: a rare character is seen 1 to N-1 times in training")
     p.add_argument("--rare-pool", type=int, default=20000, help="grammar sentences drawn to choose test_rare from")
-    p.add_argument("--snr", type=float, nargs="+", default=[0.0, 5.0, 10.0], help="test_noisy SNRs (dB), in turn")
+    p.add_argument("--snr", type=float, nargs="+", default=[0.0, 5.0, 10.0], help="test_noisy SNRs (dB), in turn; inf: reverberation only, no noise")
     p.add_argument("--noise-seconds", type=float, default=10.0, help="length of each held-out noise clip")
     p.add_argument("--rooms", type=int, default=8, help="held-out simulated rooms")
     p.add_argument("--speakers", type=int, default=10, help="new speakers reading the eSpeak conditions")

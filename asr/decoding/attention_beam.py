@@ -2,12 +2,14 @@
 
 A hypothesis ``h`` is ranked by
 
-    (1 - ctc_weight) * log p_att(h) + ctc_weight * log p_ctc(h) + length_penalty * len(h)
+    (1 - ctc_weight) * log p_att(h) + ctc_weight * log p_ctc(h) + length_bonus * len(h)
 
 where ``log p_att`` sums the decoder's token log-probabilities and, while ``h`` grows,
 ``log p_ctc`` is its CTC prefix score (:mod:`asr.decoding.ctc_prefix_score`); once ``h`` ends
 with ``<eos>`` both are full-sequence log-probabilities. With ``ctc_weight=0`` this is plain
-attention beam search.
+attention beam search. Both log-probabilities fall with every token, so the search favours short
+hypotheses (deletions, an early ``<eos>``); a positive ``length_bonus`` counters that, a negative one
+penalises length. With 0 (the default) the ranking is the joint score alone.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def attention_beam_search(
     beam: int = 10,
     ctc_weight: float = 0.3,
     max_len: int | None = None,
-    length_penalty: float = 0.0,
+    length_bonus: float = 0.0,
     pre_beam: int | None = None,
     blank: int = 0,
 ) -> list[tuple[tuple[int, ...], float]]:
@@ -58,7 +60,7 @@ def attention_beam_search(
         beam: number of hypotheses kept.
         ctc_weight: weight of CTC in [0, 1).
         max_len: most tokens in a hypothesis; defaults to the number of encoder frames.
-        length_penalty: added to the score per token (``<eos>`` excluded).
+        length_bonus: added to the score per token (``<eos>`` excluded); negative: a penalty.
         pre_beam: candidate tokens per hypothesis and step; defaults to ``int(1.5 * beam)``.
         blank: id of the CTC blank token.
 
@@ -101,7 +103,7 @@ def attention_beam_search(
             # psi: (N_live, C) prefix scores, r: (T, 2, N_live, C) their forward variables
             psi, r = ctc_prefix_score(ctc_lp, ctc_r[:, :, live], last[live], cands, blank, eos)
             gain += ctc_weight * (psi - ctc_psi[live, None])
-        gain += np.where(cands == eos, 0.0, length_penalty)
+        gain += np.where(cands == eos, 0.0, length_bonus)
 
         # Pool: live hypothesis n grown by cands[n, j] at n * C + j, then the finished ones.
         pool = np.concatenate([(scores[live, None] + gain).ravel(), scores[done]])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from dataclasses import dataclass, field
-from typing import AbstractSet, Mapping
+from typing import AbstractSet, Any, Mapping
 
 import jiwer
 
@@ -160,11 +160,13 @@ def focus_stats(utt: UttErrors, chars: AbstractSet[str]) -> ErrorStats:
     return ErrorStats(ops.count("S"), ops.count("D"), ops.count("I"), ref_len)
 
 
-def per_utterance(report: CERReport, focus: AbstractSet[str] = frozenset()) -> list[dict]:
+def per_utterance(report: CERReport, focus: AbstractSet[str] = frozenset(),
+                  fields: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict]:
     """One JSON-ready row of counts per utterance (what a paired bootstrap over utterances resamples).
 
     Rows: ``id, ref_chars, substitutions, deletions, insertions``, and with ``focus``, ``focus_ref_chars`` and
-    ``focus_errors`` (:func:`focus_stats`).
+    ``focus_errors`` (:func:`focus_stats`), then ``fields[id]`` (facts about the utterance that split a set into
+    subsets, e.g. test_noisy's ``snr_db``).
     """
     rows = []
     for u in report.utts:
@@ -173,6 +175,7 @@ def per_utterance(report: CERReport, focus: AbstractSet[str] = frozenset()) -> l
         if focus:
             f = focus_stats(u, focus)
             row.update(focus_ref_chars=f.ref_len, focus_errors=f.errors)
+        row.update((fields or {}).get(u.utt_id, {}))
         rows.append(row)
     return rows
 

@@ -8,8 +8,8 @@ is the table of the modes that need only the model; ``asr.inference.lm_modes.LM_
 
 - ``ctc_greedy_search``: the most probable CTC path.
 - ``ctc_prefix_beam_search``: the best labelling of CTC prefix beam search (width ``beam``).
-- ``attention``: joint CTC/attention beam search (width ``beam``, CTC weight ``attention_ctc_weight``),
-  one utterance at a time, with the left-to-right decoder.
+- ``attention``: joint CTC/attention beam search (width ``beam``, CTC weight ``attention_ctc_weight``, a score
+  bonus of ``attention_length_bonus`` per token), one utterance at a time, with the left-to-right decoder.
 - ``attention_rescoring``: the ``nbest`` labellings of CTC prefix beam search re-ranked by
   ``decoder score + ctc_weight * CTC score``, all hypotheses of the batch in one decoder call.
 
@@ -108,7 +108,7 @@ def _attention(rec: Recognizer, enc: Encoded) -> list[list[int]]:
         nbest = attention_beam_search(
             enc.enc_out[b : b + 1, :num_frames], enc.enc_lens[b : b + 1], enc.ctc_log_probs[b, :num_frames],
             rec.backend.decoder_step, sos=tok.sos_id, eos=tok.eos_id, beam=rec.beam,
-            ctc_weight=rec.attention_ctc_weight, blank=tok.blank_id)
+            ctc_weight=rec.attention_ctc_weight, length_bonus=rec.attention_length_bonus, blank=tok.blank_id)
         hyps.append(list(nbest[0][0]))
     return hyps
 

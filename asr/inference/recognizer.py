@@ -41,6 +41,8 @@ class Recognizer:
         nbest: CTC hypotheses rescored by ``attention_rescoring``.
         ctc_weight: weight of the CTC score in ``attention_rescoring``.
         attention_ctc_weight: weight of CTC in joint CTC/attention beam search (``attention``), in [0, 1).
+        attention_length_bonus: added to a hypothesis's score per token in ``attention`` (0: the joint score
+            alone; positive: longer hypotheses, against deletions; negative: a length penalty).
         blank_skip_threshold: CTC prefix beam search reads frames whose blank probability exceeds it
             as blank only (an approximation; None = off).
         reverse_weight: weight of the right-to-left decoder in attention rescoring (None: the model's training
@@ -62,7 +64,8 @@ class Recognizer:
 
     def __init__(self, backend: Backend, tokenizer: Tokenizer, fbank: Any, cmvn: GlobalCMVN, beam: int = 10,
                  nbest: int = 10, ctc_weight: float = 0.5, attention_ctc_weight: float = 0.3,
-                 blank_skip_threshold: float | None = None, reverse_weight: float | None = None,
+                 attention_length_bonus: float = 0.0, blank_skip_threshold: float | None = None,
+                 reverse_weight: float | None = None,
                  modes: Mapping[str, Mode] = MODES, lm: Any = None, graph: Any = None,
                  training_lengths: TrainingLengths | None = None):
         self.backend, self.tokenizer, self.training_lengths = backend, tokenizer, training_lengths
@@ -72,6 +75,7 @@ class Recognizer:
         self.pipeline = feature_path(fbank, cmvn)  # the training feature path (or its torch-free twin)
         self.beam, self.nbest, self.ctc_weight = beam, nbest, ctc_weight
         self.attention_ctc_weight, self.blank_skip_threshold = attention_ctc_weight, blank_skip_threshold
+        self.attention_length_bonus = attention_length_bonus
         self.seconds: Counter[str] = Counter()
 
     @classmethod

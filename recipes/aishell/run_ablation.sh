@@ -3,7 +3,7 @@
 # then collect the runs into a table and two plots. Run from anywhere; it works in recipes/aishell/.
 #
 # Usage:
-#   bash run_ablation.sh NAME [Hydra overrides ...]      NAME: focal | posenc | sampling | augment | encoder
+#   bash run_ablation.sh NAME [Hydra overrides ...]      NAME: focal | posenc | sampling | augment | encoder | decoding
 #   bash run_ablation.sh focal                           # 3 arms x 2 seeds x 450 steps (~3 minutes each on CPU)
 #   bash run_ablation.sh focal trainer.max_steps=1500 trainer.max_time=null seed=1,2,3
 #   bash run_ablation.sh augment '+ablation/augment=none,speed,specaug,default'     # a subset of the arms
@@ -66,6 +66,9 @@ for o in parser.parse_overrides([f"{k}={v}" for k, v in (cfg.hydra.sweeper.param
 runs = math.prod(counts.values())
 swept = " x ".join(f"{n} {k.lstrip('+')}" for k, n in counts.items() if n > 1)
 print(f"  {swept} = {runs} runs" if swept else "  1 run")
+if cfg.ablation.get("model_from"):  # a decoding sweep (asr/sweep.py): no training
+    print(f"  no training: every run decodes {cfg.ablation.model_from} (with its seed) in its own search settings")
+    sys.exit(0)
 max_time = cfg.trainer.max_time
 if cfg.trainer.max_steps and cfg.trainer.max_steps > 0:
     print(f"  every run trains {cfg.trainer.max_steps} optimizer steps (trainer.max_steps), stopped at {max_time} at most")
@@ -80,7 +83,7 @@ else:
         print(f"  {jobs} runs at a time: about {runs * seconds / 60 / jobs:.0f} minutes of wall time")
 EOF
 
-echo "== ablation $name: training -> $root/$name/ARM/seedS"
+echo "== ablation $name: training (decoding only, for a decoding sweep) -> $root/$name/ARM/seedS"
 rc=0
 $PY -m asr.sweep -m "+ablation=$name" "data_dir=$data" "ablation.root=$root" "$@" || rc=$?
 [ $rc -eq 0 ] || echo "== the sweep exited with status $rc: collecting what there is (failed runs are listed)" >&2

@@ -11,7 +11,9 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
-SWEEPS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml") if p.stem != "base")
+# the training sweeps: an arm file each (conf/ablation/NAME/ARM.yaml); the decoding sweep's arms are a grid of search
+# settings over trained models (tests/ablation/test_decoding_sweep.py)
+SWEEPS = sorted(p.stem for p in (CONF / "ablation").glob("*.yaml") if (CONF / "ablation" / p.stem).is_dir())
 # what conf/ablation/base.yaml pins to the demo recipe of the recorded sweeps (the demo has moved on since)
 PINNED = ("model.encoder.subsampling_channels=64", "data.global_batch_frames=4000", "optim.optimizer.fused=false")
 
@@ -40,8 +42,9 @@ def arm_config(name: str, arm: str, *extra: str):
     return compose_train(f"+ablation/{name}={arm}", f"+ablation={name}", *extra)
 
 
-def test_there_are_the_five_sweeps():
+def test_there_are_the_five_training_sweeps_and_the_decoding_sweep():
     assert set(SWEEPS) == {"focal", "posenc", "sampling", "augment", "encoder"}
+    assert {p.stem for p in (CONF / "ablation").glob("*.yaml")} == set(SWEEPS) | {"base", "decoding"}
 
 
 @pytest.mark.parametrize("name", SWEEPS)

@@ -150,3 +150,17 @@ def test_entry_point_errors_are_one_line(short_manifest, tmp_path):
     r = decode_cli(f"model={bare}", f"manifest={short_manifest}", f"out_dir={tmp_path / 'out'}")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"asr.decode: {bare}: model file format version")
+
+
+def test_the_snr_of_a_manifest_row_reaches_its_per_utterance_row(tiny_model_file, short_manifest, tmp_path):
+    rows = list(Manifest(short_manifest))
+    snrs = [0.0, 5.0, 10.0, 0.0]
+    for row, snr in zip(rows, snrs):
+        row["snr_db"] = snr
+    rows[2].pop("snr_db")  # and a row without one: none in its per-utterance row
+    manifest = tmp_path / "noisy.jsonl"
+    write_jsonl(manifest, rows)
+    rec = Recognizer.from_model_file(tiny_model_file, "cpu")
+    decode_manifest(rec, manifest, tmp_path / "out", ["ctc_greedy_search"], progress=False)
+    per_utt = list(read_jsonl(tmp_path / "out" / "ctc_greedy_search" / "utterances.jsonl"))
+    assert [r.get("snr_db", "absent") for r in per_utt] == [0.0, 5.0, "absent", 0.0]

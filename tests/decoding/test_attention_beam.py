@@ -69,23 +69,62 @@ def test_beam_finds_the_best_sequence_greedy_misses():
 
 
 @pytest.mark.parametrize("ctc_weight", [0.0, 0.3])
-@pytest.mark.parametrize("length_penalty", [0.0, 0.7])
-def test_large_beam_equals_exhaustive_search(ctc_weight, length_penalty):
-    rng = np.random.default_rng(int(10 * ctc_weight + length_penalty))
+@pytest.mark.parametrize("length_bonus", [0.0, 0.7])
+def test_large_beam_equals_exhaustive_search(ctc_weight, length_bonus):
+    rng = np.random.default_rng(int(10 * ctc_weight + length_bonus))
     max_len = 3
     table = random_table(rng, max_len)
     ctc_log_probs = random_log_probs(rng, 4, V, scale=1.0)
     exhaustive = {}
     for n in range(max_len + 1):
         for hyp in itertools.product(TOKENS, repeat=n):
-            joint = (1 - ctc_weight) * att_score(table, hyp) + length_penalty * n
+            joint = (1 - ctc_weight) * att_score(table, hyp) + length_bonus * n
             if ctc_weight > 0:
                 joint += ctc_weight * ctc_score(ctc_log_probs, hyp)
             if joint > -np.inf:
                 exhaustive[hyp] = joint
     step_fn = TableStepFn(table)
     nbest = search(step_fn, ctc_log_probs, beam=len(exhaustive), pre_beam=V, ctc_weight=ctc_weight,
-                   max_len=max_len, length_penalty=length_penalty)
+                   max_len=max_len, length_bonus=length_bonus)
     assert [hyp for hyp, _ in nbest] == sorted(exhaustive, key=exhaustive.get, reverse=True)
     np.testing.assert_allclose([s for _, s in nbest], [exhaustive[h] for h, _ in nbest], atol=1e-9)
     assert step_fn.calls == max_len + 1  # one batched decoder call per step
+
+
+def exhaustive_scores(table, ctc_log_probs, ctc_weight: float, max_len: int) -> dict:
+    """Every hypothesis of up to ``max_len`` tokens -> (joint score without a length term, length)."""
+    out = {}
+    for n in range(max_len + 1):
+        for hyp in itertools.product(TOKENS, repeat=n):
+            joint = (1 - ctc_weight) * att_score(table, hyp) + ctc_weight * ctc_score(ctc_log_probs, hyp)
+            if joint > -np.inf:
+                out[hyp] = (joint, n)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_length_bonus_picks_the_brute_force_argmax_of_score_plus_bonus_times_length(seed):
+    rng = np.random.default_rng(seed)
+    max_len, ctc_weight = 3, 0.3
+    table = random_table(rng, max_len)
+    ctc_log_probs = random_log_probs(rng, 4, V, scale=1.0)
+    scores = exhaustive_scores(table, ctc_log_probs, ctc_weight, max_len)
+    picked = []
+    for bonus in (-20.0, -1.0, 0.0, 0.5, 2.0, 20.0):
+        nbest = search(TableStepFn(table), ctc_log_probs, beam=len(scores), pre_beam=V, ctc_weight=ctc_weight,
+                       max_len=max_len, length_bonus=bonus)
+        brute = max(scores, key=lambda h: scores[h][0] + bonus * scores[h][1])
+        assert nbest[0][0] == brute, bonus
+        assert nbest[0][1] == pytest.approx(scores[brute][0] + bonus * len(brute), abs=1e-6)  # the CTC score in float32
+        picked.append(len(brute))
+    # the bonus moves the choice: from the shortest hypothesis to the longest, never back
+    assert picked[0] == 0 and picked[-1] == max_len and picked == sorted(picked)
+
+
+def test_length_bonus_zero_is_the_search_without_it_bit_for_bit():
+    rng = np.random.default_rng(5)
+    table = random_table(rng, 3)
+    ctc_log_probs = random_log_probs(rng, 5, V, scale=1.0)
+    plain = search(TableStepFn(table), ctc_log_probs, beam=4, ctc_weight=0.3, max_len=3)
+    zero = search(TableStepFn(table), ctc_log_probs, beam=4, ctc_weight=0.3, max_len=3, length_bonus=0.0)
+    assert plain == zero  # hypotheses and float scores, exactly

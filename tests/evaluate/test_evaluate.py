@@ -86,3 +86,26 @@ def test_test_sets_resolve_from_the_run_data_dir_and_a_missing_one_is_named(tmp_
         evaluate.evaluation_sets(settings, cfg)
     with pytest.raises(ValueError, match="'test' is the run's own test set"):
         evaluate.evaluation_sets(OmegaConf.create({"test_sets": {"test": "x.jsonl"}}), cfg)
+
+
+def test_a_decoding_job_evaluates_the_given_model_with_its_search_settings(tiny_run, tiny_model_file, tmp_path):
+    from asr.decode import decode_manifest
+    from asr.inference.recognizer import Recognizer
+
+    cfg = OmegaConf.load(tiny_run / ".hydra" / "config.yaml")
+    modes, search = ["ctc_greedy_search", "attention"], {"beam": 2, "attention_length_bonus": 1.5}
+    settings = OmegaConf.create({"modes": modes, "test_sets": {}, "average_num": 1, "device": "cpu", "threads": 1,
+                                 "search": search})
+    exp = tmp_path / "ctcw0.3_lb1.5" / "seed1"
+    exp.mkdir(parents=True)
+    m = evaluate.evaluate_run(exp, settings, cfg, model_file=tiny_model_file)
+    assert m["averaged"] is None and m["model_from"] == str(tiny_model_file) and m["steps"] is None
+    assert not (exp / "model.safetensors").exists()  # nothing averaged: the job's folder holds decodes only
+    assert json.loads((exp / "metrics.json").read_text())["arm"] == "ctcw0.3_lb1.5"
+    rec = Recognizer.from_model_file(tiny_model_file, "cpu", **search)
+    for split, manifest in evaluate.evaluation_sets(settings, cfg).items():
+        plain = decode_manifest(rec, manifest, tmp_path / "plain" / split, modes, progress=False)
+        for mode in modes:
+            assert m["cer"][split][mode] == plain[mode]["cer"]
+            recorded = json.loads((exp / "decode" / split / mode / "summary.json").read_text())
+            assert recorded["settings"]["attention_length_bonus"] == 1.5

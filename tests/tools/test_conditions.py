@@ -13,15 +13,15 @@ from asr.data.manifest import Manifest
 from asr.utils.io import read_jsonl
 
 RARE_BELOW = 3
-SNRS = [0.0, 5.0, 10.0]
+SNRS = [0.0, 5.0, 10.0]  # and inf: reverberation only
 
 
 @pytest.fixture(scope="module")
 def conditions(prepared_synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("conditions")
-    assert mtc.main(["--data", str(prepared_synthetic), "--out", str(out), "--size", "3", "--rare-below",
+    assert mtc.main(["--data", str(prepared_synthetic), "--out", str(out), "--size", "4", "--rare-below",
                      str(RARE_BELOW), "--rare-pool", "1000", "--noise-seconds", "2", "--rooms", "2", "--speakers", "2",
-                     "--keep-speech", "--snr", *map(str, SNRS)]) == 0
+                     "--keep-speech", "--snr", *map(str, SNRS), "inf"]) == 0
     return out
 
 
@@ -72,13 +72,20 @@ def test_rare_characters_are_seen_fewer_than_n_times_in_training(conditions, pre
 
 
 def test_noisy_snr_measured_from_the_mixture_matches_the_request(conditions):
-    found = rows(conditions, "test_noisy")
+    found = [r for r in rows(conditions, "test_noisy") if r["snr_db"] is not None]
     assert sorted({r["snr_db"] for r in found}) == SNRS
     for row in found:
         mixture = audio(conditions, row)
         speech, _ = sf.read(conditions / row["audio"].replace(".wav", ".speech.wav"), dtype="float64")
         measured = 10 * np.log10(np.sum(speech**2) / np.sum((mixture - speech) ** 2))
         assert measured == pytest.approx(row["snr_db"], abs=0.5), row["id"]
+
+
+def test_noisy_reverberation_only_rows_are_the_reverberant_speech_without_noise(conditions):
+    (row,) = [r for r in rows(conditions, "test_noisy") if r["snr_db"] is None]
+    assert row["noise"] is None and row["rir"] and row["id"].endswith("-reverb")
+    speech, _ = sf.read(conditions / row["audio"].replace(".wav", ".speech.wav"), dtype="float64")
+    np.testing.assert_array_equal(audio(conditions, row), speech)
 
 
 def test_noisy_noise_and_rooms_are_not_the_training_ones(conditions, synthetic_corpus):
@@ -89,7 +96,7 @@ def test_noisy_noise_and_rooms_are_not_the_training_ones(conditions, synthetic_c
             for y in train_clips:
                 n = min(len(x), len(y))
                 assert not np.allclose(x[:n], y[:n], atol=1e-3), (path.name, training)
-    assert {r["noise"] for r in rows(conditions, "test_noisy")} <= {p.name for p in (conditions / "noise_test").glob("*.wav")}
+    assert {r["noise"] for r in rows(conditions, "test_noisy")} - {None} <= {p.name for p in (conditions / "noise_test").glob("*.wav")}
 
 
 def test_multispeaker_utterances_hold_two_test_speakers(conditions, prepared_synthetic):
