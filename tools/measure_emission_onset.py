@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         name = "full" if chunk == 0 else f"chunk {chunk}"
         print(f"{name:>10} {before:>19}/{len(leads):<5} {1000 * np.median(leads):>10.0f} / "
               f"{1000 * np.percentile(leads, 90):<8.0f} {np.mean(early):>20.2f} {100 * bursts[0] / max(1, bursts[1]):>26.1f}%")
-        figures[name] = {"before_onset": before, "utterances": len(leads), "leads_s": leads,
-                         "tokens_before_onset": early, "tokens_after_a_token": int(bursts[0]),
+        figures[name] = {"before_onset": int(before), "utterances": len(leads), "leads_s": [float(v) for v in leads],
+                         "tokens_before_onset": [int(v) for v in early], "tokens_after_a_token": int(bursts[0]),
                          "tokens": int(bursts[1])}
     if args.json:
         with atomic_write(args.json) as f:
