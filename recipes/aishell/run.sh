@@ -6,6 +6,9 @@
 #   bash run.sh --corpus /data/aishell         # real AISHELL-1 (downloaded there if missing)
 #   bash run.sh --corpus /data/aishell --stage 3 --stop-stage 3 -- trainer.devices=8
 #   bash run.sh --demo --experiment demo_streaming  # the streaming demo on the demo's corpus and data (data/demo)
+#   bash run.sh --demo --random-text 0.3 --experiment demo_streaming  # ... on the demo corpus with 30 % of its
+#                                              # training sentences random word sequences (corpus/synthetic_rt30,
+#                                              # data/demo_rt30; dev and test identical): what streaming needs
 #
 # Stages (each skips work already done; --force redoes it):
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
@@ -33,6 +36,7 @@ ROOT=$(cd ../.. && pwd)
 PY=${PYTHON:-python}
 
 stage=0; stop_stage=100; demo=false; corpus=""; experiment=""; force=false; average_num=""; overrides=()
+random_text=""
 decode_overrides=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --corpus) corpus=$2; shift 2 ;;
     --experiment) experiment=$2; shift 2 ;;
     --average-num) average_num=$2; shift 2 ;;
+    --random-text) random_text=$2; shift 2 ;;
     --decode) decode_overrides+=("$2"); shift 2 ;;
     --force) force=true; shift ;;
     --) shift; overrides=("$@"); break ;;
@@ -50,7 +55,9 @@ while [ $# -gt 0 ]; do
 done
 if $demo; then
   # demo: the last (cosine-annealed) checkpoint alone; averaging it with earlier ones costs 1.3-2.4 CER (RESULTS.md)
-  corpus=${corpus:-corpus/synthetic}; experiment=${experiment:-demo}; average_num=${average_num:-1}
+  # --random-text P: that share of the synthetic training sentences are random word sequences (a corpus of its own)
+  suffix=${random_text:+_rt$(awk -v p="$random_text" 'BEGIN { printf "%d", p * 100 + 0.5 }')}
+  corpus=${corpus:-corpus/synthetic$suffix}; experiment=${experiment:-demo}; average_num=${average_num:-1}
   # CPU training threads that sleep at OpenMP barriers instead of spinning: with another program on one of the two
   # cores, spinning threads made a step 2-4x slower (RESULTS.md, "Demo on a busy machine"); on a quiet machine
   # this costs nothing measurable
@@ -60,7 +67,7 @@ else
   experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
 fi
 data=data/$experiment; exp=exp/$experiment
-if $demo; then data=data/demo; fi  # every demo experiment trains on the same synthetic corpus
+if $demo; then data=data/demo${suffix:-}; exp=exp/$experiment${suffix:-}; fi  # demo experiments share one corpus
 streaming_chunks="16 8 4"
 is_streaming() { grep -qE "^    causal: true" "$exp/.hydra/config.yaml" 2>/dev/null; }
 run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -71,7 +78,7 @@ if run 0; then
   if [ -f "$corpus/data_aishell/transcript/aishell_transcript_v0.8.txt" ] && ! $force; then
     echo "  corpus present, skipping"
   elif $demo; then
-    $PY "$ROOT/tools/make_synthetic_aishell.py" --out "$corpus"
+    $PY "$ROOT/tools/make_synthetic_aishell.py" --out "$corpus" ${random_text:+--random-text-share "$random_text"}
   else
     $PY local/download_aishell.py --dir "$corpus"
   fi
