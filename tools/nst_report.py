@@ -12,8 +12,9 @@ text rows: the unlabelled audio's true transcripts, tools/make_nst_split.py) it 
 * CER-Label: the CER of the pseudo-label (``label``) against the true text; per utterance for the scatter plot
   (CER-Hypo on x, CER-Label on y, one colour per EXP) and Pearson's r and Spearman's rho between the two
   (scipy.stats), and pooled over the kept and the dropped utterances (sum of errors / sum of reference characters);
-  the same for the plain and the LM hypotheses over all utterances; kept share and CER-Label by SNR band where the
-  unlabelled manifest has ``snr_db``.
+  the same for the plain and the LM hypotheses over all utterances; the CER-Label a keep-best rule would keep at
+  several percentages, ranked by CER-Hypo and by CER-Label itself (the oracle); kept share and CER-Label by SNR
+  band where the unlabelled manifest has ``snr_db``.
 * Test CER of the teacher and the students per EXP and mode, with mean ± sample standard deviation over the EXPs,
   and paired bootstraps over utterances (tools/collect_ablation.py's: errors averaged over the EXPs) of
   student − teacher and filtered − unfiltered student.
@@ -40,6 +41,7 @@ from asr.data.manifest import UNLABELLED_KEYS, Manifest  # noqa: E402
 from asr.data.text import normalize_text  # noqa: E402
 from asr.decoding.cer import ErrorStats, compute_cer  # noqa: E402
 from asr.evaluate import METRICS_FILE, read_metrics  # noqa: E402
+from asr.nst.filter import select  # noqa: E402
 from asr.utils.io import atomic_path, atomic_write, read_jsonl  # noqa: E402
 from collect_ablation import Run, paired_bootstrap, paired_errors  # noqa: E402
 
@@ -122,6 +124,22 @@ def snr_table(facts: list[dict]) -> list[str]:
             kept = [u for u in ids if u in f["kept"]]
             cells.append(f"{len(kept)}/{len(ids)} kept, CER-Label {pct(pooled(f['label'], ids))}" if ids else "–")
         lines.append(f"| {f['exp'].name} | {f['iteration']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def retention_table(facts: list[dict], percents=(10, 20, 30, 50, 70, 100)) -> list[str]:
+    """CER-Label of the pseudo-labels the filter would keep at each keep-best percentage (no student trained), with
+    the oracle ranking (by CER-Label itself) beside it: how much of the possible gain the CER-Hypo ranking gets."""
+    facts = [f for f in facts if "cer_label" in f]
+    if not facts:
+        return []
+    lines = ["| run | iter | ranking | " + " | ".join(f"best {p} %" for p in percents) + " |",
+             "|---|---|---|" + "---|" * len(percents)]
+    for f in facts:
+        for name, key in (("CER-Hypo", f["cer_hypo"]), ("oracle (CER-Label)", f["cer_label"])):
+            scores = dict(zip(f["ids"], key.tolist()))
+            cells = [pct(pooled(f["label"], select(scores, keep_best=p).kept)) for p in percents]
+            lines.append(f"| {f['exp'].name} | {f['iteration']} | {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -215,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     facts = [f for exp in args.exps for k in iterations(exp) if (f := pseudo_label_rows(exp, k, refs))]
     runs = model_runs(args.exps)
     md = ["## Pseudo-labels", ""] + pseudo_label_table(facts)
+    if retention := retention_table(facts):
+        md += ["", "CER-Label (%) of the pseudo-labels kept by a keep-best rule (ties in manifest order), by CER-Hypo "
+               "and by the oracle ranking:", ""] + retention
     if snr := snr_table(facts):
         md += ["", "Kept pseudo-labels and CER-Label (%) by SNR band of the unlabelled audio:", ""] + snr
     md += ["", "## Test CER (%): mean ± sample std over seeds (each seed)", ""] + model_table(runs)
