@@ -193,20 +193,31 @@ def summary_line(s: dict) -> str:
     return line + (f", {s['failed']} FAILED to load" if s["failed"] else "")
 
 
-def run(cfg: DictConfig) -> dict[str, dict]:
-    """Decode ``cfg.manifest`` with ``cfg.model`` (the settings of ``conf/decoding/decode.yaml``)."""
-    modes = list(cfg.modes)
+def open_from_config(cfg: DictConfig, modes: list[str]) -> Recognizer:
+    """The recognizer that ``cfg`` (``conf/decoding/decode.yaml``, optionally ``+lm=default``) describes, checked
+    for ``modes``; also sets the torch threads. Shared with :mod:`asr.nst.pseudo_label`."""
     set_threads(cfg.threads)
     table = {**MODES, **LM_MODES} if cfg.get("lm") else MODES
     # the same backends, opened the same way, as asr-transcribe (torch for a model file, else the exported folder's)
-    chunking = {"chunk_size": cfg.get("chunk_size", 0), "num_left_chunks": cfg.get("num_left_chunks", -1)}
     rec = open_recognizer(cfg.model, cfg.get("backend"), cfg.threads, cfg.get("om_runtime", "acl"), cfg.device,
-                          modes=table, **chunking, **{k: cfg[k] for k in SETTINGS})
+                          modes=table, **chunking_of(cfg), **{k: cfg[k] for k in SETTINGS})
     if cfg.get("lm"):  # +lm=default lm.path=... lm.tlg_dir=... (conf/decoding/lm/default.yaml)
         rec.lm, rec.graph = load_lm(rec.tokenizer, **cfg.lm)
     rec.check_modes(modes)
+    return rec
+
+
+def chunking_of(cfg: DictConfig) -> dict:
+    return {"chunk_size": cfg.get("chunk_size", 0), "num_left_chunks": cfg.get("num_left_chunks", -1)}
+
+
+def run(cfg: DictConfig) -> dict[str, dict]:
+    """Decode ``cfg.manifest`` with ``cfg.model`` (the settings of ``conf/decoding/decode.yaml``)."""
+    modes = list(cfg.modes)
+    rec = open_from_config(cfg, modes)
     summaries = decode_manifest(rec, cfg.manifest, cfg.out_dir, modes, cfg.batch_frames, cfg.num_workers, cfg.progress,
-                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__, **chunking})
+                                info={"model": str(cfg.model), "backend": type(rec.backend).__name__,
+                                      **chunking_of(cfg)})
     for s in summaries.values():
         print(summary_line(s))
     return summaries

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 REQUIRED_KEYS = ("id", "audio", "duration", "text")
+UNLABELLED_KEYS = ("id", "audio", "duration")  # untranscribed audio (pseudo-labelling, asr/nst): no text
 
 
 class Manifest:
@@ -20,10 +21,12 @@ class Manifest:
 
     Args:
         path: the ``.jsonl`` file. Relative ``audio`` paths are resolved against its folder.
+        required: the keys every row must have (:data:`UNLABELLED_KEYS` for audio without transcripts).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, required: tuple[str, ...] = REQUIRED_KEYS):
         self.path = Path(path)
+        self.required = required
         offsets, durations = [], []
         with open(self.path, "rb") as f:
             offset = 0
@@ -42,9 +45,9 @@ class Manifest:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{self.path}:{lineno}: not a JSON line ({e.msg})") from None
-        missing = [k for k in REQUIRED_KEYS if k not in row]
+        missing = [k for k in self.required if k not in row]
         if missing:
-            raise ValueError(f"{self.path}:{lineno}: missing keys {missing} (a row needs {list(REQUIRED_KEYS)})")
+            raise ValueError(f"{self.path}:{lineno}: missing keys {missing} (a row needs {list(self.required)})")
         return row
 
     def __len__(self) -> int:

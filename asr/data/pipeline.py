@@ -42,14 +42,15 @@ class SamplePipeline:
     def load(self, row: dict, audio=None) -> dict:
         """Manifest row -> sample dict with ``wav`` (1, N) float32.
 
-        ``audio`` overrides ``row["audio"]`` with a file object (e.g. a member of a tar shard).
+        ``audio`` overrides ``row["audio"]`` with a file object (e.g. a member of a tar shard). A row without
+        ``text`` (untranscribed audio being decoded, :data:`asr.data.manifest.UNLABELLED_KEYS`) gets ``""``.
         """
         name = f"{row['id']} ({row.get('audio', 'in-memory')})"
         samples = load_audio(row["audio"] if audio is None else audio, self.fbank.sample_rate, resample=self.resample,
                              name=name)  # (N,) float32, mono by the loader's policy (all channels mixed down)
         wav = torch.from_numpy(samples).unsqueeze(0)  # (1, N)
         return {"id": row["id"], "wav": wav, "sample_rate": self.fbank.sample_rate,
-                "text": row["text"], "speaker": row.get("speaker", "")}
+                "text": row.get("text", ""), "speaker": row.get("speaker", "")}
 
     def features(self, wav: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(1, N) or (N,) audio (a tensor or a NumPy array) -> (T, F) normalised fbank (the inference path).
