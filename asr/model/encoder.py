@@ -185,7 +185,7 @@ class ConformerEncoder(nn.Module):
         self.streaming, self.causal, self.use_conv = streaming, causal, use_conv
         self.max_chunk_size, self.num_left_chunks, self.full_context_prob = (max_chunk_size, num_left_chunks,
                                                                             full_context_prob)
-        self.chunk_only_steps, self.training_step = chunk_only_steps, 0
+        self.chunk_only_steps, self.step_now = chunk_only_steps, 0
         self.subsampling = Conv2dSubsampling(input_dim, d_model, subsampling, subsampling_channels)
         self.subsampling_rate = math.prod(stride for _, stride in SUBSAMPLING_LAYERS[subsampling])
         self.min_input_frames = min_input_length(subsampling)
@@ -233,11 +233,11 @@ class ConformerEncoder(nn.Module):
 
     def set_training_step(self, step: int) -> None:
         """Tell the encoder the optimizer step being trained (for ``chunk_only_steps``)."""
-        self.training_step = step
+        self.step_now = step
 
     def current_full_context_prob(self) -> float:
         """The probability of a full-context batch now: 0 during the first ``chunk_only_steps`` steps."""
-        return 0.0 if self.training_step < self.chunk_only_steps else self.full_context_prob
+        return 0.0 if self.step_now < self.chunk_only_steps else self.full_context_prob
 
     def chunk_input_frames(self, chunk_size: int) -> int:
         """Feature frames one chunk of ``chunk_size`` encoder frames reads: (C-1) * rate + the subsampling's
