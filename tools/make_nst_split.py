@@ -4,6 +4,7 @@ unlabelled one in a shifted domain (other voices, added noise), and a noisy copy
 Usage:
     python tools/make_nst_split.py --data data/demo --noise-list corpus/synthetic/noise/noise.list --out data/demo/nst
     python tools/make_nst_split.py ... --labelled-utts 1000 --snr 0 20 --clean-fraction 0.1 --seed 1
+    python tools/make_nst_split.py ... --other-domain data/daily_nst/train.jsonl   # + another text domain's speech
 
 Writes under OUT (manifests with absolute audio paths; each file atomically; the same arguments give the same files):
 
@@ -12,8 +13,8 @@ Writes under OUT (manifests with absolute audio paths; each file atomically; the
     unlabelled.jsonl      every other training utterance, WITHOUT text (id, audio, duration, speaker, snr_db): a
                           --clean-fraction of them clean (the original wav, snr_db null), the rest with a clip of
                           --noise-list added at an SNR drawn uniformly from --snr, written to OUT/unlabelled/
-    unlabelled_text.jsonl id, text of the unlabelled utterances: kept aside for measuring the pseudo-labels' true
-                          error (CER-Label) only; nothing of the NST pipeline reads it
+    unlabelled_text.jsonl id, text (and domain) of the unlabelled utterances: kept aside for measuring the
+                          pseudo-labels' true error (CER-Label) only; nothing of the NST pipeline reads it
     test_noisy.jsonl      DATA/test.jsonl made the same way (with text; OUT/test_noisy/): the target domain's test
     split.json            the arguments, the labelled speakers, counts, hours and the SNRs drawn
 
@@ -38,7 +39,7 @@ from asr.data.manifest import Manifest  # noqa: E402
 from asr.utils.io import atomic_write, write_jsonl  # noqa: E402
 from make_test_conditions import SAMPLE_RATE, mix_at_snr, write_wav  # noqa: E402
 
-SPEAKERS, UNLABELLED, TEST = range(3)  # random streams: np.random.default_rng([seed, STREAM])
+SPEAKERS, UNLABELLED, TEST, OTHER = range(4)  # random streams: np.random.default_rng([seed, STREAM])
 
 
 def labelled_speakers(train: Manifest, utts: int, rng: np.random.Generator) -> list[str]:
@@ -90,7 +91,19 @@ def build(args: argparse.Namespace) -> dict:
         audio, duration, snr = noisy_copy(row, noises, args.snr, args.clean_fraction, args.out / "unlabelled", rng)
         unlabelled.append({"id": row["id"], "audio": audio, "duration": duration, "speaker": row.get("speaker", ""),
                            "snr_db": snr})
-        refs.append({"id": row["id"], "text": row["text"]})
+        refs.append({"id": row["id"], "text": row["text"], "domain": "corpus"})
+    if args.other_domain:
+        # another text domain's speech (its own voices too), made noisy the same way, with ids that cannot collide
+        # with the corpus's (both corpora number utterances AISHELL's way); its own stream leaves the rows above as
+        # they are without it
+        rng = np.random.default_rng([args.seed, OTHER])
+        for row in Manifest(args.other_domain):
+            row = {**row, "id": args.other_prefix + row["id"]}
+            audio, duration, snr = noisy_copy(row, noises, args.snr, args.clean_fraction, args.out / "unlabelled",
+                                              rng)
+            unlabelled.append({"id": row["id"], "audio": audio, "duration": duration,
+                               "speaker": args.other_prefix + row.get("speaker", ""), "snr_db": snr})
+            refs.append({"id": row["id"], "text": row["text"], "domain": "other"})
     rng = np.random.default_rng([args.seed, TEST])
     for row in test:
         audio, duration, snr = noisy_copy(row, noises, args.snr, args.clean_fraction, args.out / "test_noisy", rng)
@@ -109,6 +122,9 @@ def build(args: argparse.Namespace) -> dict:
     facts = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
              "noise_files": [p.name for p in noise_files], "labelled_speakers": sorted(speakers),
              "labelled": part(labelled), "unlabelled": part(unlabelled), "test_noisy": part(test_noisy)}
+    if args.other_domain:
+        other = {r["id"] for r in refs if r["domain"] == "other"}
+        facts["unlabelled_other_domain"] = part([r for r in unlabelled if r["id"] in other])
     with atomic_write(args.out / "split.json") as f:
         json.dump(facts, f, ensure_ascii=False, indent=2)
     return facts
@@ -122,6 +138,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--labelled-utts", type=int, default=1000, help="labelled utterances (whole speakers, at least)")
     p.add_argument("--snr", type=float, nargs=2, default=(0.0, 20.0), metavar=("LOW", "HIGH"), help="dB, uniform")
     p.add_argument("--clean-fraction", type=float, default=0.1, help="unlabelled/test utterances left clean")
+    p.add_argument("--other-domain", type=Path, help="a prepared manifest (with text) of another text domain's "
+                   "speech, added to the unlabelled set (made noisy the same way; ids and speakers prefixed)")
+    p.add_argument("--other-prefix", default="other_", help="prefix of the --other-domain ids and speakers")
     p.add_argument("--seed", type=int, default=1)
     return p.parse_args(argv)
 

@@ -14,7 +14,8 @@ text rows: the unlabelled audio's true transcripts, tools/make_nst_split.py) it 
   (scipy.stats), and pooled over the kept and the dropped utterances (sum of errors / sum of reference characters);
   the same for the plain and the LM hypotheses over all utterances; the CER-Label a keep-best rule would keep at
   several percentages, ranked by CER-Hypo and by CER-Label itself (the oracle); kept share and CER-Label by SNR
-  band where the unlabelled manifest has ``snr_db``.
+  band where the unlabelled manifest has ``snr_db``; kept share and CER-Label by text domain where the references
+  have ``domain`` (``make_nst_split.py --other-domain``).
 * Test CER of the teacher and the students per EXP and mode, with mean ± sample standard deviation over the EXPs,
   and paired bootstraps over utterances (tools/collect_ablation.py's: errors averaged over the EXPs) of
   student − teacher and filtered − unfiltered student.
@@ -60,7 +61,8 @@ def pooled(utts: dict, ids: list[str]) -> float | None:
     return total.cer if ids else None
 
 
-def pseudo_label_rows(exp: Path, k: int, refs: dict[str, str] | None) -> dict | None:
+def pseudo_label_rows(exp: Path, k: int, refs: dict[str, str] | None,
+                      domains: dict[str, str] | None = None) -> dict | None:
     """One iteration's pseudo-label facts (CER-Label only with references)."""
     it = exp / f"iter{k}"
     if not (it / "filter" / "cer_hypo.jsonl").exists():
@@ -84,6 +86,7 @@ def pseudo_label_rows(exp: Path, k: int, refs: dict[str, str] | None) -> dict | 
     snr = {row["id"]: row.get("snr_db") for row in Manifest(summary["manifest"], required=UNLABELLED_KEYS)} \
         if Path(summary["manifest"]).exists() else {}
     fact["snr"] = snr if any(v is not None for v in snr.values()) else {}
+    fact["domain"] = domains if domains and len(set(domains.values())) > 1 else {}
     return fact
 
 
@@ -123,6 +126,24 @@ def snr_table(facts: list[dict]) -> list[str]:
                                            f["snr"].get(u) is not None and low <= f["snr"][u] < high)]
             kept = [u for u in ids if u in f["kept"]]
             cells.append(f"{len(kept)}/{len(ids)} kept, CER-Label {pct(pooled(f['label'], ids))}" if ids else "–")
+        lines.append(f"| {f['exp'].name} | {f['iteration']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def domain_table(facts: list[dict]) -> list[str]:
+    """Kept share and CER-Label per text domain of the unlabelled audio (the corpus's own and another one)."""
+    facts = [f for f in facts if f.get("domain")]
+    if not facts:
+        return []
+    names = sorted({d for f in facts for d in f["domain"].values()})
+    lines = ["| run | iter | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for f in facts:
+        cells = []
+        for name in names:
+            ids = [u for u in f["ids"] if f["domain"].get(u) == name]
+            kept = [u for u in ids if u in f["kept"]]
+            cells.append(f"{len(kept)}/{len(ids)} kept; CER-Label all {pct(pooled(f['label'], ids))}, kept "
+                         f"{pct(pooled(f['label'], kept))}" if ids else "–")
         lines.append(f"| {f['exp'].name} | {f['iteration']} | " + " | ".join(cells) + " |")
     return lines
 
@@ -229,8 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-png", type=Path, help="the scatter plot (needs --ref)")
     args = p.parse_args(argv)
-    refs = {r["id"]: r["text"] for r in read_jsonl(args.ref)} if args.ref else None
-    facts = [f for exp in args.exps for k in iterations(exp) if (f := pseudo_label_rows(exp, k, refs))]
+    ref_rows = list(read_jsonl(args.ref)) if args.ref else []
+    refs = {r["id"]: r["text"] for r in ref_rows} if args.ref else None
+    domains = {r["id"]: r["domain"] for r in ref_rows if "domain" in r}
+    facts = [f for exp in args.exps for k in iterations(exp) if (f := pseudo_label_rows(exp, k, refs, domains))]
     runs = model_runs(args.exps)
     md = ["## Pseudo-labels", ""] + pseudo_label_table(facts)
     if retention := retention_table(facts):
@@ -238,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                "and by the oracle ranking:", ""] + retention
     if snr := snr_table(facts):
         md += ["", "Kept pseudo-labels and CER-Label (%) by SNR band of the unlabelled audio:", ""] + snr
+    if by_domain := domain_table(facts):
+        md += ["", "Kept pseudo-labels and CER-Label (%) by text domain of the unlabelled audio (pooled over all "
+               "of the domain's utterances and over the kept ones):", ""] + by_domain
     md += ["", "## Test CER (%): mean ± sample std over seeds (each seed)", ""] + model_table(runs)
     if comp := comparisons(runs):
         md += ["", "Paired bootstrap over utterances (errors averaged over seeds; 10,000 resamples):", ""] + comp
