@@ -1,6 +1,8 @@
 """The LightningModule: thin. The networks are built from config and passed in; one shared step."""
 from __future__ import annotations
 
+import functools
+
 import json
 import logging
 from typing import Callable
@@ -161,8 +163,34 @@ class ASRLitModule(pl.LightningModule):
         if datamodule is not None and hasattr(datamodule, "set_epoch"):
             datamodule.set_epoch(self.current_epoch)
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip as ``trainer.gradient_clip_val`` says, also for a fused optimizer under bf16-mixed precision.
+
+        Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales gradients itself (fused
+        AdamW), although under bf16 nothing is scaled: the gradients are the true ones, so they are clipped here,
+        as Lightning clips them in 32-bit. Under fp16 (a gradient scaler) Lightning's own path runs: it unscales
+        first, and :meth:`configure_optimizers` builds no fused optimizer then.
+        """
+        raw = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+        fused = getattr(raw, "_step_supports_amp_scaling", False)
+        if not (gradient_clip_val and fused) or getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if str(gradient_clip_algorithm or "norm") == "value":
+            torch.nn.utils.clip_grad_value_(params, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip_val)
+
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.model.parameters())
+        factory = self.optimizer_factory
+        keywords = getattr(factory, "keywords", {}) or {}
+        if keywords.get("fused") and getattr(self.trainer.precision_plugin, "scaler", None) is not None \
+                and self.trainer.gradient_clip_val:
+            # fp16 with a gradient scaler: a fused optimizer would unscale inside its step, after clipping has seen
+            # the scaled gradients (Lightning refuses it); the foreach implementation is the same update
+            log.info("optimizer: fused=false under %s precision with gradient clipping", self.trainer.precision)
+            factory = functools.partial(factory, fused=False)
+        optimizer = factory(self.model.parameters())
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
