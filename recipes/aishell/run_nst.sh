@@ -3,10 +3,10 @@
 #
 # Usage:
 #   bash run_nst.sh --demo --seed 1 --unfiltered            # the synthetic setting on the demo corpus (RESULTS.md)
-#   bash run_nst.sh --demo --data data/demo_rt30 --corpus corpus/synthetic_rt30 \
-#     --other-domain data/daily_nst/train.jsonl --lm data/demo_rt30/nst/lm/char_5gram.arpa --seed 1 --unfiltered
-#                                       # the same on the random-text corpus, with another text domain's speech added
-#                                       # to the unlabelled set (RESULTS.md, "Noisy-student training", run 2)
+#   bash run_nst.sh --demo --data data/demo_rt30 --corpus corpus/synthetic_rt30 --split data/demo_rt30/nst_l2500 \
+#     --labelled-utts 2500 --other-domain data/daily_nst/train.jsonl --lm data/demo_rt30/nst/lm/char_5gram.arpa \
+#     --seed 1 --unfiltered      # the same on the random-text corpus with a 2.9 h labelled set and another text
+#                                # domain's speech in the unlabelled set (RESULTS.md, "Noisy-student training")
 #   bash run_nst.sh --data data/mine --labelled data/mine/train.jsonl --unlabelled data/mine/untranscribed.jsonl \
 #     --lm data/mine/lm/char_5gram.arpa --exp exp/nst_mine --iterations 3 --threshold 0.1 -- trainer.max_steps=30000
 #
@@ -16,7 +16,8 @@
 #
 # Stages (each skips work already done; --force redoes it):
 #   0 --demo: the synthetic split (tools/make_nst_split.py -> data/demo/nst: labelled speakers, noisy unlabelled
-#     audio without text, its text aside for CER-Label, a noisy test copy; --corpus: whose noise clips;
+#     audio without text, its text aside for CER-Label, a noisy test copy; --corpus: whose noise clips; --split:
+#     where (default DATA/nst); --labelled-utts N: the labelled set's size (whole speakers, default 1000);
 #     --other-domain MANIFEST: another text domain's prepared speech added to the unlabelled set)
 #   1 teacher: python -m asr.train experiment=$teacher_experiment on --labelled -> $exp/iter0/teacher; then
 #     python -m asr.evaluate (model.safetensors, dev/test/--test-set CERs in metrics.json)
@@ -36,7 +37,7 @@ ROOT=$(cd ../.. && pwd)
 PY=${PYTHON:-python}
 
 stage=0; stop_stage=100; demo=false; force=false; seed=1; iterations=1; steps=""; unfiltered=false
-data=""; corpus=""; other_domain=""; labelled=""; unlabelled=""; lm=""; ref=""; exp=""; threshold=""; keep_best=""; threads=1
+data=""; corpus=""; split=""; labelled_utts=1000; other_domain=""; labelled=""; unlabelled=""; lm=""; ref=""; exp=""; threshold=""; keep_best=""; threads=1
 plain_mode=attention_rescoring; lm_mode=attention_rescoring_lm; label_mode=""
 teacher_experiment=nst_teacher; student_experiment=nst_student
 eval_modes="[ctc_greedy_search,ctc_prefix_beam_search,attention_rescoring]"
@@ -53,6 +54,8 @@ while [ $# -gt 0 ]; do
     --unfiltered) unfiltered=true; shift ;;
     --data) data=$2; shift 2 ;;
     --corpus) corpus=$2; shift 2 ;;
+    --split) split=$2; shift 2 ;;
+    --labelled-utts) labelled_utts=$2; shift 2 ;;
     --other-domain) other_domain=$2; shift 2 ;;
     --labelled) labelled=$2; shift 2 ;;
     --unlabelled) unlabelled=$2; shift 2 ;;
@@ -75,11 +78,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 if $demo; then
-  corpus=${corpus:-corpus/synthetic}; data=${data:-data/demo}; split=$data/nst
+  corpus=${corpus:-corpus/synthetic}; data=${data:-data/demo}; split=${split:-$data/nst}
   labelled=${labelled:-$split/labelled.jsonl}; unlabelled=${unlabelled:-$split/unlabelled.jsonl}
   ref=${ref:-$split/unlabelled_text.jsonl}; lm=${lm:-$data/lm/char_5gram.arpa}; exp=${exp:-exp/nst/seed$seed}
   [ -n "$threshold$keep_best" ] || threshold=0.1
-  [ ${#test_sets[@]} -gt 0 ] || test_sets=(test_noisy=nst/test_noisy.jsonl)
+  abs_split=$split; [[ $split = /* ]] || abs_split=$PWD/$split  # evaluate reads relative paths from data_dir
+  [ ${#test_sets[@]} -gt 0 ] || test_sets=(test_noisy=$abs_split/test_noisy.jsonl)
   # sleeping OpenMP barriers: on a shared CPU spinning threads were 2-4x slower (run.sh, RESULTS.md)
   export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 fi
@@ -116,7 +120,7 @@ if run 0 && $demo; then
   echo "== stage 0: the synthetic NST split -> $split"
   other_args=(); [ -n "$other_domain" ] && other_args=(--other-domain "$other_domain")
   done_already "$split/split.json" || $PY "$ROOT/tools/make_nst_split.py" --data "$data" \
-    --noise-list "$corpus/noise/noise.list" --out "$split" --seed 1 "${other_args[@]}"
+    --noise-list "$corpus/noise/noise.list" --out "$split" --labelled-utts "$labelled_utts" --seed 1 "${other_args[@]}"
 fi
 
 if run 1; then
