@@ -8,6 +8,8 @@ with the same effective batch on 1 GPU and on 8 (with 8 GPUs each device batch i
 from __future__ import annotations
 
 
+import multiprocessing
+
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
@@ -82,7 +84,8 @@ class ASRDataModule(pl.LightningDataModule):
             dataset = ShardDataset(self.train_shards, self.pipeline(True), max_frames, shuffle=True, augment=True,
                                    seed=self.seed, num_replicas=world, rank=rank)
             self.samplers[split] = dataset  # has set_epoch too
-            return DataLoader(dataset, batch_size=None, num_workers=self.num_workers)
+            return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                              multiprocessing_context=worker_context(self.num_workers))
         if self.manifests[split] is None:
             raise ValueError(f"no {split} manifest configured (data.{split}_manifest)")
         manifest = Manifest(self.manifests[split])
@@ -97,7 +100,8 @@ class ASRDataModule(pl.LightningDataModule):
         dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed,
                                   cache_features=self.cache_features)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          multiprocessing_context=worker_context(self.num_workers))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -124,3 +128,15 @@ class ASRDataModule(pl.LightningDataModule):
         """Reseed the training order and augmentation for ``epoch`` (called at each epoch start)."""
         if "train" in self.samplers:
             self.samplers["train"].set_epoch(epoch)
+
+
+def worker_context(num_workers: int) -> str | None:
+    """How DataLoader workers are started: the process's own start method (None) where it is one of Python's, else
+    fork (PyTorch's Linux default). Hydra's joblib launcher runs each sweep job in a loky worker, whose start method
+    "loky" cannot start DataLoader workers: every job failed before its first step with Lightning's "Please call
+    `iter(combined_loader)` first" (found in session 7; tests/data/test_worker_start_method.py). spawn and forkserver
+    children fail there too: they are told to use the "loky" method, which they do not know."""
+    method = multiprocessing.get_start_method(allow_none=True)
+    if num_workers == 0 or method in (None, "fork", "spawn", "forkserver"):
+        return None
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
