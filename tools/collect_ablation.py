@@ -473,11 +473,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def format_cell(cell: Cell, is_baseline: bool, finished: bool = False) -> str:
-    """A table cell; an arm with no value is "failed", or "-" when its runs ``finished`` but did not decode that
-    set in that mode (e.g. the stock baseline, greedy CTC only)."""
+def format_cell(cell: Cell, is_baseline: bool, state: str = "failed") -> str:
+    """A table cell; an arm with no value shows its ``state`` (:func:`arm_state`): "-" when its runs finished but
+    did not decode that set in that mode (e.g. the stock baseline, greedy CTC only), "failed", or "unfinished"."""
     if not cell.values:
-        return "-" if finished else "failed"
+        return "-" if state == "ok" else state
     text = pct(cell.mean) + (f" ± {pct(cell.std)}" if cell.std is not None else " (1 seed)")
     if is_baseline or cell.diff is None:
         return text
@@ -487,6 +487,12 @@ def format_cell(cell: Cell, is_baseline: bool, finished: bool = False) -> str:
         p = f"p={cell.test[2]:.2g}" + ("*" if cell.test[2] < SIGNIFICANT else "")
     ci = f" [{100 * cell.boot.low:+.2f}, {100 * cell.boot.high:+.2f}]" if cell.boot else ""
     return f"{text} (Δ {100 * cell.diff:+.2f}{ci}, {p})"
+
+
+def arm_state(runs: list[Run], arm: str) -> str:
+    """"ok" when a run of the arm finished, else "failed" when one failed or was interrupted, else "unfinished"."""
+    states = {r.status for r in runs if r.arm == arm}
+    return "ok" if "ok" in states else "failed" if states - {"unfinished"} else "unfinished"
 
 
 def runs_ok(runs: list[Run], arm: str) -> str:
@@ -534,8 +540,8 @@ def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | 
                   "|---|---|" + "---|" * len(columns)]
         for arm in arms:
             label = f"{arm} (baseline)" if arm == baseline else arm
-            finished = any(r.arm == arm and r.status == "ok" for r in runs)
-            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline, finished) for m in columns]
+            state = arm_state(runs, arm)
+            cells = [format_cell(table[view][arm].get(m, Cell([])), arm == baseline, state) for m in columns]
             lines.append(f"| {label} | {runs_ok(runs, arm)} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["## Training", "", "Means over the finished seeds; the budget is the same for every arm.", "",

@@ -111,6 +111,16 @@ def test_failed_and_unfinished_runs_are_listed_with_their_error(tmp_path):
     assert "`better/seed3`: **unfinished**: no metrics.json" in listed
 
 
+def test_an_arm_still_training_is_unfinished_not_failed(tmp_path):
+    sweep = write_sweep(tmp_path)
+    (sweep / "pending" / "seed1" / ".hydra").mkdir(parents=True)
+    text = collect_ablation.collect(sweep, "base", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "c.png")
+    rows = table_rows(text, "test")
+    assert rows["pending"]["runs ok"] == "0/1"
+    assert {rows["pending"][mode] for mode in MODES} == {"unfinished"}
+    assert {rows["crashes"][mode] for mode in MODES} == {"failed"}
+
+
 @pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, on the arm without spread
 def test_p_value_is_welch_t_test():
     # two seeds per arm with equal spread: Welch's degrees of freedom are exactly 2, where the two-sided p-value of
