@@ -19,13 +19,19 @@ from asr.utils.io import atomic_path  # noqa: E402
 
 
 def read_metrics(exp_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """{metric: [(step, value)]} from ``exp_dir/csv/metrics.csv`` (Lightning's CSVLogger)."""
+    """{metric: [(step, value)]} from ``exp_dir/csv/metrics.csv`` (asr.csv_logger).
+
+    A resumed run appends to the file from its checkpoint's step on, so a metric's step can go back: the points the
+    interrupted part logged from there on are replaced by the resumed part's."""
     series = defaultdict(list)
     with open(exp_dir / "csv" / "metrics.csv", newline="") as f:
         for row in csv.DictReader(f):
             for key, value in row.items():
                 if key not in ("step", "epoch") and value:
-                    series[key].append((int(row["step"]), float(value)))
+                    points, step = series[key], int(row["step"])
+                    while points and points[-1][0] >= step:
+                        points.pop()
+                    points.append((step, float(value)))
     return series
 
 
