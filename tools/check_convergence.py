@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in budget:
             r.arm = label(budget)
         long.arm = label([long])
-        plot_curves(budget + [long], [label(budget), label([long])], "convergence check, validation CER", args.out_png)
+        plot_curves(budget + [long], [label(budget), label([long])], "convergence check, validation CER", args.out_png,
+                    log_scale=True)
     return 0 if rows[-1].ratio <= args.ratio else 1
 
 

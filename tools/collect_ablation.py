@@ -602,8 +602,9 @@ def plot_cer(runs: list[Run], arms: list[str], modes: list[str], table: dict, ti
     save_figure(fig, out)
 
 
-def plot_curves(runs: list[Run], arms: list[str], title: str, out: Path) -> None:
-    """Validation CER against step for every run with a CSV log; one colour per arm, one line style per seed."""
+def plot_curves(runs: list[Run], arms: list[str], title: str, out: Path, log_scale: bool = False) -> None:
+    """Validation CER against step for every run with a CSV log; one colour per arm, one line style per seed
+    (``log_scale``: a logarithmic CER axis, for curves that end near 0)."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     styles = ["-", "--", ":", "-."]
@@ -623,8 +624,11 @@ def plot_curves(runs: list[Run], arms: list[str], title: str, out: Path) -> None
             labelled = True
     ax.set(xlabel="step", ylabel="validation CER % (greedy CTC)",
            title=f"{title}\n(a colour per arm; seeds " + ", ".join(f"{s} '{styles[i % len(styles)]}'" for i, s in enumerate(seeds)) + ")")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
+    if log_scale:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, which="both")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
