@@ -31,14 +31,16 @@ asr/decode.py) also gets a CER table per value, from the per-utterance errors of
 Where the runs saved per-utterance errors (``decode/SET/MODE/utterances.jsonl``), a cell also gives the 95 %
 confidence interval of Δ from a paired bootstrap over utterances (:func:`paired_bootstrap`: each utterance's
 errors averaged over an arm's seeds, utterances resampled with replacement, the same draws for both arms).
+Δ, its interval, the t-test and the verdicts compare the two arms on the seeds both finished (:func:`common_seeds`):
+in a sweep still running, an arm with seed 1 alone is set against the baseline's seed 1, and the cell says so.
 
 Claims: the sweep's ``ablation.claims`` (in its conf/ablation/NAME.yaml, read from a run's saved config, else from
 the repository's file) each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins)
 and the direction the seed's idea predicts (``expect: worse``: the arm without the idea is worse than the
 baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` compares two modes of the same
-runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **replicated** when the bootstrap interval lies
-wholly on the predicted side of 0 and every seed of the arm is on that side of the baseline's mean; **not
-replicated** when the interval lies wholly on the other side, or wholly within ± ``--negligible`` (default 10 %)
+runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusive** on fewer than two seeds;
+else **replicated** when the bootstrap interval lies wholly on the predicted side of 0 and every seed of the arm is
+on that side of the baseline's run of the same seed; **not replicated** when the interval lies wholly on the other side, or wholly within ± ``--negligible`` (default 10 %)
 of the baseline's value (an effect too small to matter at this budget); **inconclusive** otherwise, with the
 number that decides it.
 
@@ -73,6 +75,7 @@ REPO = Path(__file__).resolve().parents[1]
 UTTERANCES = "utterances.jsonl"  # the per-utterance errors of a decoded set and mode (asr/decode.py)
 SPLITS = ("test", "dev")  # the run's own sets: test first, dev last, the test conditions between them
 SIGNIFICANT = 0.05
+MIN_SEEDS = 2  # a verdict other than "inconclusive" needs the arm on at least this many seeds
 CONFIDENCE = 0.95
 # metric -> (numerator keys, denominator key) of a per-utterance row (asr.decoding.cer.per_utterance) and of the
 # counts in metrics.json; "cer" is the plain CER.
@@ -313,13 +316,32 @@ def paired_errors(arm_runs: list[Run], base_runs: list[Run], split: str, mode: s
     return mean[0] - mean[1], denom
 
 
+def common_seeds(arm_runs: list[Run], base_runs: list[Run]) -> tuple[list[Run], list[Run], str | None]:
+    """The runs of both sides restricted to the seeds both finished, and a note saying so when that drops a run.
+
+    Seeds move the rates more than most ideas do (a seed's runs share their data order, and their initialisation
+    where the arms have the same parameters), so a partial sweep compares like with like: an arm with seed 1 only
+    is set against the baseline's seed 1, not the mean of its three. Runs without a seed, or sides with no seed in
+    common, are compared whole."""
+    common = {r.seed for r in arm_runs} & {r.seed for r in base_runs} - {None}
+    if not common:
+        return arm_runs, base_runs, None
+    arm_kept = [r for r in arm_runs if r.seed in common]
+    base_kept = [r for r in base_runs if r.seed in common]
+    if len(arm_kept) == len(arm_runs) and len(base_kept) == len(base_runs):
+        return arm_runs, base_runs, None
+    return arm_kept, base_kept, "seed" + ("s " if len(common) > 1 else " ") + ", ".join(map(str, sorted(common)))
+
+
 @dataclass
 class Cell:
-    """One arm x set x mode x metric: values (fractions) of the finished seeds and the comparison with the baseline."""
+    """One arm x set x mode x metric: values (fractions) of the finished seeds and the comparison with the baseline
+    (on the seeds both finished: ``seeds`` names them when that is not every seed)."""
     values: list[float]
     diff: float | None = None
     test: tuple[float, float, float] | None = None
     boot: Bootstrap | None = None
+    seeds: str | None = None
 
     @property
     def mean(self) -> float | None:
@@ -366,10 +388,14 @@ def summarize(runs: list[Run], arms: list[str], baseline: str | None, resamples:
             for mode in modes:
                 cell, ref = table[view][arm][mode], base.get(mode)
                 if arm != baseline and ref is not None and cell.values and ref.values:
-                    cell.diff = cell.mean - ref.mean
-                    cell.test = welch_t_test(cell.values, ref.values)
-                    pairs = paired_errors([r for r in ok if r.arm == arm], [r for r in ok if r.arm == baseline],
-                                          split, mode, metric)
+                    arm_runs, base_runs, cell.seeds = common_seeds(
+                        [r for r in ok if r.arm == arm and run_value(r, split, mode, metric) is not None],
+                        [r for r in ok if r.arm == baseline and run_value(r, split, mode, metric) is not None])
+                    a = [run_value(r, split, mode, metric) for r in arm_runs]
+                    b = [run_value(r, split, mode, metric) for r in base_runs]
+                    cell.diff = statistics.mean(a) - statistics.mean(b)
+                    cell.test = welch_t_test(a, b)
+                    pairs = paired_errors(arm_runs, base_runs, split, mode, metric)
                     cell.boot = paired_bootstrap(*pairs, resamples=resamples) if pairs else None
     return modes, table
 
@@ -393,7 +419,8 @@ def verdict(expect: str, base_value: float | None, boot: Bootstrap | None, seeds
         expect: ``worse`` (the arm should have the higher rate) or ``better`` (the lower).
         base_value: the baseline's mean rate (the scale of "negligible").
         boot: the paired bootstrap of the difference, or None.
-        seeds: the arm's per-seed rates minus the baseline's mean.
+        seeds: the arm's per-seed rates minus the baseline's rate of the same seed (its mean where it has no run
+            of that seed).
         negligible: a difference within ± this fraction of ``base_value`` does not matter.
     """
     if expect not in ("worse", "better"):
@@ -404,6 +431,9 @@ def verdict(expect: str, base_value: float | None, boot: Bootstrap | None, seeds
     interval = (f"Δ {100 * boot.delta:+.2f} [{100 * boot.low:+.2f}, {100 * boot.high:+.2f}] points "
                 f"({CONFIDENCE:.0%} paired bootstrap over {boot.utterances} utterances, {boot.p_text})")
     margin = negligible * (base_value or 0.0)
+    if len(seeds) < MIN_SEEDS:
+        return "inconclusive", interval + f", but on {len(seeds)} seed: the bootstrap measures the utterances' " \
+                                          "variation, not the seeds' (which moves these rates as much)"
     if sign * boot.low > 0 and sign * boot.high > 0:
         if all(sign * s > 0 for s in seeds):
             return "replicated", interval + f", every seed of {len(seeds)} on the predicted side"
@@ -448,9 +478,11 @@ def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: 
             for split in splits:
                 versus = f"`{arm}` vs `{base_arm}`, " + (f"{mode}" if mode == base_mode else f"{mode} vs {base_mode}") \
                     + f", {split}, {metric}"
-                arm_runs, base_runs = [r for r in ok if r.arm == arm], [r for r in ok if r.arm == base_arm]
-                base_values = [v for r in base_runs if (v := run_value(r, split, base_mode, metric)) is not None]
-                arm_values = [v for r in arm_runs if (v := run_value(r, split, mode, metric)) is not None]
+                arm_runs = [r for r in ok if r.arm == arm and run_value(r, split, mode, metric) is not None]
+                base_runs = [r for r in ok if r.arm == base_arm and run_value(r, split, base_mode, metric) is not None]
+                arm_runs, base_runs, seeds = common_seeds(arm_runs, base_runs)
+                base_values = [run_value(r, split, base_mode, metric) for r in base_runs]
+                arm_values = [run_value(r, split, mode, metric) for r in arm_runs]
                 if not base_values or not arm_values:
                     out.append(Verdict(c["claim"], versus, "inconclusive",
                                        f"no finished run of {arm if not arm_values else base_arm} decoded {split} "
@@ -459,10 +491,14 @@ def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: 
                 base_mean = statistics.mean(base_values)
                 pairs = paired_errors(arm_runs, base_runs, split, mode, metric, base_mode)
                 boot = paired_bootstrap(*pairs, resamples=resamples) if pairs else None
-                word, because = verdict(c["expect"], base_mean, boot, [v - base_mean for v in arm_values], negligible)
+                base_by_seed = {r.seed: v for r, v in zip(base_runs, base_values) if r.seed is not None}
+                seed_diffs = [v - base_by_seed.get(r.seed, base_mean) for r, v in zip(arm_runs, arm_values)]
+                word, because = verdict(c["expect"], base_mean, boot, seed_diffs, negligible)
                 test = welch_t_test(arm_values, base_values) if base_mode == mode or arm != base_arm else None
                 if test:
                     because += f"; Welch t-test over seeds p={test[2]:.2g}"
+                if seeds:
+                    because += f" (on {seeds}: the seeds both finished)"
                 out.append(Verdict(c["claim"], versus, word, because))
     return out
 
@@ -486,7 +522,8 @@ def format_cell(cell: Cell, is_baseline: bool, state: str = "failed") -> str:
     else:
         p = f"p={cell.test[2]:.2g}" + ("*" if cell.test[2] < SIGNIFICANT else "")
     ci = f" [{100 * cell.boot.low:+.2f}, {100 * cell.boot.high:+.2f}]" if cell.boot else ""
-    return f"{text} (Δ {100 * cell.diff:+.2f}{ci}, {p})"
+    on = f", on {cell.seeds}" if cell.seeds else ""
+    return f"{text} (Δ {100 * cell.diff:+.2f}{ci}, {p}{on})"
 
 
 def arm_state(runs: list[Run], arm: str) -> str:
@@ -523,7 +560,8 @@ def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | 
              f"Sweep `{sweep_dir}`: {len(arms)} arms, seeds {', '.join(map(str, seeds)) or '-'}; "
              f"baseline `{baseline}`.",
              "CER (%), mean ± sample standard deviation over the seeds that finished. "
-             "Δ: arm mean − baseline mean (CER points), with its 95 % paired-bootstrap interval over utterances "
+             "Δ: arm mean − baseline mean (CER points) over the seeds both finished (\"on seed ...\" where that "
+             "leaves some out), with its 95 % paired-bootstrap interval over utterances "
              "in brackets where the runs saved per-utterance errors; p: two-sided Welch t-test (unequal variances) "
              f"over seeds, \\* p < {SIGNIFICANT} (with 2 seeds per arm only large, consistent differences get there).",
              ""]

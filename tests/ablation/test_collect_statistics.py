@@ -164,3 +164,32 @@ def test_a_baseline_borrowed_from_another_sweep_is_this_sweeps_baseline(tmp_path
     rows = [line for line in text.split("## test_long\n", 1)[1].splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| label_smoothing (baseline) | 2/2 | 10.00 ± 0.00")
     assert rows[2].startswith("| focal_gamma1 |") and "Δ +10.00 [+10.00, +10.00]" in rows[2]
+
+
+def test_an_arm_with_fewer_seeds_is_compared_on_the_seeds_both_finished(tmp_path):
+    """Seed 2 of the baseline is far worse than its seed 1; an arm with seed 1 alone is set against seed 1 only."""
+    refs = [10, 20, 10, 30]
+    runs = [ca.Run("rel", 1, write_run(tmp_path, "rel", 1, [0, 1, 0, 1], refs), "ok"),
+            ca.Run("rel", 2, write_run(tmp_path, "rel", 2, [6, 9, 5, 12], refs), "ok"),
+            ca.Run("abs", 1, write_run(tmp_path, "abs", 1, [2, 3, 1, 4], refs), "ok")]
+    for r in runs:
+        r.metrics = json.loads((r.path / "metrics.json").read_text())
+    _, table = ca.summarize(runs, ["rel", "abs"], "rel", resamples=500)
+    cell = table[("test_long", "cer")]["abs"]["attention_rescoring"]
+    assert cell.values == [10 / 70]                       # the arm's own row: its seeds
+    assert cell.diff == pytest.approx((10 - 2) / 70)      # against the baseline's seed 1 (all seeds: -11/70)
+    assert cell.boot.delta == pytest.approx(cell.diff) and cell.seeds == "seed 1"
+    assert "on seed 1" in ca.format_cell(cell, is_baseline=False)
+    claim = {"claim": "c", "arms": ["abs"], "split": "test_long", "mode": "attention_rescoring", "metric": "cer",
+             "expect": "worse"}
+    (v,) = ca.judge(runs, [claim], "rel", resamples=2000, negligible=0.1)
+    # against the baseline's mean over both seeds the arm would look better; on seed 1 it is worse, on one seed
+    assert v.verdict == "inconclusive" and "on 1 seed" in v.because and "on seed 1: the seeds both" in v.because
+    assert v.because.startswith(f"Δ {100 * 8 / 70:+.2f}")
+    full = runs + [ca.Run("abs", 2, write_run(tmp_path, "abs", 2, [7, 9, 6, 13], refs), "ok")]
+    full[-1].metrics = json.loads((full[-1].path / "metrics.json").read_text())
+    _, table = ca.summarize(full, ["rel", "abs"], "rel", resamples=500)
+    cell = table[("test_long", "cer")]["abs"]["attention_rescoring"]
+    assert cell.seeds is None and cell.diff == pytest.approx((10 + 35 - 2 - 32) / 2 / 70)
+    (v,) = ca.judge(full, [claim], "rel", resamples=2000, negligible=0.1)
+    assert v.verdict == "replicated" and "every seed of 2" in v.because and "the seeds both" not in v.because
