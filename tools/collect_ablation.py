@@ -40,8 +40,8 @@ and the direction the seed's idea predicts (``expect: worse``: the arm without t
 baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` compares two modes of the same
 runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusive** on fewer than two seeds;
 else **replicated** when the bootstrap interval lies wholly on the predicted side of 0 and every seed of the arm is
-on that side of the baseline's run of the same seed; **not replicated** when the interval lies wholly on the other side, or wholly within ± ``--negligible`` (default 10 %)
-of the baseline's value (an effect too small to matter at this budget); **inconclusive** otherwise, with the
+on that side of the baseline's run of the same seed; **not replicated** when the interval lies wholly on the other
+side, or wholly within ± ``--negligible`` (default 10 %) of the baseline's value (an effect too small to matter at this budget); **inconclusive** otherwise, with the
 number that decides it.
 
 The bar chart shows each arm's mean CER per mode with ± one standard deviation and the seeds as dots; the curves
@@ -333,6 +333,18 @@ def common_seeds(arm_runs: list[Run], base_runs: list[Run]) -> tuple[list[Run], 
     return arm_kept, base_kept, "seed" + ("s " if len(common) > 1 else " ") + ", ".join(map(str, sorted(common)))
 
 
+def seed_matched(arm_runs: list[Run], base_runs: list[Run], split: str, mode: str, metric: str,
+                 base_mode: str | None = None) -> tuple[list[Run], list[float], list[Run], list[float], str | None]:
+    """Each side's runs that have a value (each read once) on the seeds both finished (:func:`common_seeds`):
+    (arm runs, their values, baseline runs, their values, the note)."""
+    sides = []
+    for runs, m in ((arm_runs, mode), (base_runs, base_mode or mode)):
+        sides.append({id(r): (r, v) for r in runs if (v := run_value(r, split, m, metric)) is not None})
+    arm_kept, base_kept, note = common_seeds([r for r, _ in sides[0].values()], [r for r, _ in sides[1].values()])
+    return (arm_kept, [sides[0][id(r)][1] for r in arm_kept], base_kept, [sides[1][id(r)][1] for r in base_kept],
+            note)
+
+
 @dataclass
 class Cell:
     """One arm x set x mode x metric: values (fractions) of the finished seeds and the comparison with the baseline
@@ -388,11 +400,8 @@ def summarize(runs: list[Run], arms: list[str], baseline: str | None, resamples:
             for mode in modes:
                 cell, ref = table[view][arm][mode], base.get(mode)
                 if arm != baseline and ref is not None and cell.values and ref.values:
-                    arm_runs, base_runs, cell.seeds = common_seeds(
-                        [r for r in ok if r.arm == arm and run_value(r, split, mode, metric) is not None],
-                        [r for r in ok if r.arm == baseline and run_value(r, split, mode, metric) is not None])
-                    a = [run_value(r, split, mode, metric) for r in arm_runs]
-                    b = [run_value(r, split, mode, metric) for r in base_runs]
+                    arm_runs, a, base_runs, b, cell.seeds = seed_matched(
+                        [r for r in ok if r.arm == arm], [r for r in ok if r.arm == baseline], split, mode, metric)
                     cell.diff = statistics.mean(a) - statistics.mean(b)
                     cell.test = welch_t_test(a, b)
                     pairs = paired_errors(arm_runs, base_runs, split, mode, metric)
@@ -478,11 +487,9 @@ def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: 
             for split in splits:
                 versus = f"`{arm}` vs `{base_arm}`, " + (f"{mode}" if mode == base_mode else f"{mode} vs {base_mode}") \
                     + f", {split}, {metric}"
-                arm_runs = [r for r in ok if r.arm == arm and run_value(r, split, mode, metric) is not None]
-                base_runs = [r for r in ok if r.arm == base_arm and run_value(r, split, base_mode, metric) is not None]
-                arm_runs, base_runs, seeds = common_seeds(arm_runs, base_runs)
-                base_values = [run_value(r, split, base_mode, metric) for r in base_runs]
-                arm_values = [run_value(r, split, mode, metric) for r in arm_runs]
+                arm_runs, arm_values, base_runs, base_values, seeds = seed_matched(
+                    [r for r in ok if r.arm == arm], [r for r in ok if r.arm == base_arm], split, mode, metric,
+                    base_mode)
                 if not base_values or not arm_values:
                     out.append(Verdict(c["claim"], versus, "inconclusive",
                                        f"no finished run of {arm if not arm_values else base_arm} decoded {split} "
