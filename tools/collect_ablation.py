@@ -41,8 +41,8 @@ baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` 
 runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusive** on fewer than two seeds;
 else **replicated** when the bootstrap interval lies wholly on the predicted side of 0 and every seed of the arm is
 on that side of the baseline's run of the same seed; **not replicated** when the interval lies wholly on the other
-side, or wholly within ± ``--negligible`` (default 10 %) of the baseline's value (an effect too small to matter at this budget); **inconclusive** otherwise, with the
-number that decides it.
+side, or wholly within ± ``--negligible`` (default 10 %) of the baseline's value (an effect too small to matter at
+this budget); **inconclusive** otherwise, with the number that decides it.
 
 The bar chart shows each arm's mean CER per mode with ± one standard deviation and the seeds as dots; the curves
 are every run's validation CER (greedy CTC, from ``EXP_DIR/csv/metrics.csv``) against the training step.
