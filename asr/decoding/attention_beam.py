@@ -65,7 +65,9 @@ def attention_beam_search(
         blank: id of the CTC blank token.
 
     Returns:
-        Up to ``beam`` (token ids without sos/eos, score) pairs, best first.
+        Up to ``beam`` (token ids without sos/eos, score) pairs, best first; never empty. If at some step
+        every candidate scores -inf (CTC allows none of them) before any hypothesis has finished, the
+        hypotheses kept so far are returned as they stand, with their scores up to that step.
     """
     if not 0.0 <= ctc_weight < 1.0:
         raise ValueError(f"attention_beam_search: ctc_weight must be in [0, 1), got {ctc_weight}")
@@ -109,6 +111,10 @@ def attention_beam_search(
         pool = np.concatenate([(scores[live, None] + gain).ravel(), scores[done]])
         best = np.argsort(-pool, kind="stable")[:beam]
         best = best[pool[best] > -np.inf]
+        if best.size == 0:
+            # Every continuation is impossible under CTC (e.g. at max_len <eos> cannot follow a prefix whose
+            # repeats the frames cannot hold) and nothing has finished: the kept hypotheses end where they stand.
+            break
         grown = best < cands.size  # (N',)
         n, j = np.divmod(np.where(grown, best, 0), cands.shape[1])  # (N',) source row in live, column
         token = cands[n, j]  # (N',)
@@ -128,4 +134,5 @@ def attention_beam_search(
             ctc_r = r[:, :, n, j]  # (T, 2, N); meaningless for finished hypotheses
         if finished.all():
             break
-    return [(hyp, float(score)) for hyp, score in zip(hyps, scores)]  # all finished, best first
+    order = np.argsort(-scores, kind="stable")
+    return [(hyps[k], float(scores[k])) for k in order.tolist()]  # best first

@@ -128,3 +128,26 @@ def test_length_bonus_zero_is_the_search_without_it_bit_for_bit():
     plain = search(TableStepFn(table), ctc_log_probs, beam=4, ctc_weight=0.3, max_len=3)
     zero = search(TableStepFn(table), ctc_log_probs, beam=4, ctc_weight=0.3, max_len=3, length_bonus=0.0)
     assert plain == zero  # hypotheses and float scores, exactly
+
+
+def test_when_ctc_rules_out_every_continuation_the_kept_hypothesis_is_returned_not_nothing():
+    # CTC allows only blanks: every token's prefix score is -inf; the decoder ranks <eos> last, so with a beam of 1
+    # (one candidate token) nothing can ever finish. Before the fix the search returned [] and crashed its caller.
+    only_blank = np.full((3, V), -np.inf)
+    only_blank[:, 0] = 0.0
+    table = {(): np.array([0.0, 0.6, 0.25, 0.1, 0.05])}
+    assert search(TableStepFn(table), only_blank, beam=1, ctc_weight=0.3) == [((), 0.0)]
+
+
+def test_at_max_len_an_eos_that_ctc_rules_out_ends_the_hypothesis_where_it_stands():
+    # The frames hold exactly "1 blank 1": the only CTC output is (1, 1), so (1,) is a valid prefix (probability 1)
+    # but not a valid whole sequence. With max_len=1 only <eos> may follow (1,), and it scores -inf.
+    frames = np.full((3, V), -np.inf)
+    frames[0, 1] = frames[1, 0] = frames[2, 1] = 0.0
+    table = {(): np.array([0.0, 0.7, 0.1, 0.1, 0.1])}
+    w = 0.3
+    out = search(TableStepFn(table), frames, beam=2, ctc_weight=w, max_len=1)
+    assert out and out[0][0] == (1,)
+    assert np.isclose(out[0][1], (1 - w) * np.log(0.7))
+    assert all(np.isfinite(score) for _, score in out)
+    assert [s for _, s in out] == sorted((s for _, s in out), reverse=True)
