@@ -18,27 +18,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
-from asr.decoding.cer import compute_cer
+from asr.decoding.cer import compute_cer, read_error_file
 from asr.utils.io import atomic_write
 
 OPS = ("D", "I", "S")
-_UTT = re.compile(r"^(\S+) S=\d+ D=\d+ I=\d+ N=\d+\nref: (.*)\nhyp: (.*)$", re.M)
-
-
-def read_errors(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(refs, hyps) keyed by utterance id from an ``errors.txt`` written by ``asr.decoding.cer.write_error_file``."""
-    refs, hyps = {}, {}
-    for utt, ref, hyp in _UTT.findall(path.read_text(encoding="utf-8")):
-        refs[utt], hyps[utt] = ref, hyp
-    if not refs:
-        raise ValueError(f"{path}: no utterances found (is it an errors.txt of asr.decode?)")
-    return refs, hyps
-
-
 def error_positions(refs: dict[str, str], hyps: dict[str, str], parts: int) -> dict[str, list[int]]:
     """Counts per part of the reference: ``{"N": chars, "D": ..., "I": ..., "S": ...}``, each a list of ``parts``.
 
@@ -89,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, bad = [], []
     for d in args.decode_dirs:
         try:
-            rows.append((str(d), error_positions(*read_errors(d / "errors.txt"), args.parts)))
+            rows.append((str(d), error_positions(*read_error_file(d / "errors.txt"), args.parts)))
         except (OSError, ValueError) as e:
             bad.append(f"{d}: {e}")
     text = markdown(rows, args.parts)

@@ -134,5 +134,4 @@ def attention_beam_search(
             ctc_r = r[:, :, n, j]  # (T, 2, N); meaningless for finished hypotheses
         if finished.all():
             break
-    order = np.argsort(-scores, kind="stable")
-    return [(hyps[k], float(scores[k])) for k in order.tolist()]  # best first
+    return [(hyp, float(score)) for hyp, score in zip(hyps, scores)]  # best first (kept in pool order)

@@ -8,6 +8,7 @@ the number of reference characters. Texts are compared as given: normalise them 
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from typing import AbstractSet, Any, Mapping
@@ -199,3 +200,18 @@ def write_error_file(report: CERReport, path: str | os.PathLike) -> None:
                 f"\n{u.utt_id} S={s.substitutions} D={s.deletions} I={s.insertions} N={s.ref_len}\n"
                 f"ref: {u.ref}\nhyp: {u.hyp}\nREF: {ref_line}\nHYP: {hyp_line}\nOPS: {op_line}\n"
             )
+
+
+_UTT_HEADER = re.compile(r"^(\S+) S=\d+ D=\d+ I=\d+ N=\d+\nref: (.*)\nhyp: (.*)$", re.M)
+
+
+def read_error_file(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, str]]:
+    """(refs, hyps) keyed by utterance id from an ``errors.txt`` written by :func:`write_error_file`."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    refs, hyps = {}, {}
+    for utt, ref, hyp in _UTT_HEADER.findall(text):
+        refs[utt], hyps[utt] = ref, hyp
+    if not refs:
+        raise ValueError(f"{path}: no utterances found (is it an errors.txt of asr.decode?)")
+    return refs, hyps

@@ -6,7 +6,7 @@ import random
 import pytest
 
 import error_positions as ep
-from asr.decoding.cer import compute_cer, write_error_file
+from asr.decoding.cer import compute_cer, read_error_file, write_error_file
 
 
 def test_errors_land_in_the_part_of_the_reference_where_they_are():
@@ -51,7 +51,7 @@ def test_errors_txt_is_read_back_as_written(tmp_path):
     refs = {"a": "今天天气很好", "b": "去年房价下降", "c": "研究人员"}
     hyps = {"a": "今天天气好", "b": "去年房价大幅下降"}  # c has no hypothesis: all deletions
     write_error_file(compute_cer(refs, hyps), tmp_path / "errors.txt")
-    got_refs, got_hyps = ep.read_errors(tmp_path / "errors.txt")
+    got_refs, got_hyps = read_error_file(tmp_path / "errors.txt")
     assert got_refs == refs
     assert got_hyps == {**hyps, "c": ""}
     assert ep.error_positions(got_refs, got_hyps, 2) == ep.error_positions(refs, hyps, 2)
