@@ -42,7 +42,9 @@ runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusi
 else **replicated** when the bootstrap interval lies wholly on the predicted side of 0 and every seed of the arm is
 on that side of the baseline's run of the same seed; **not replicated** when the interval lies wholly on the other
 side, or wholly within ± ``--negligible`` (default 10 %) of the baseline's value (an effect too small to matter at
-this budget); **inconclusive** otherwise, with the number that decides it.
+this budget); **inconclusive** otherwise, with the number that decides it. Beside the bootstrap, each line gives
+two t-tests over seeds (they do not decide the verdict): Welch's, and the paired one on the seeds both arms ran
+(:func:`paired_t_test`), the fitter of the two when the seed moves a set's rate as much as the arm does.
 
 The bar chart shows each arm's mean CER per mode with ± one standard deviation and the seeds as dots; the curves
 are every run's validation CER (greedy CTC, from ``EXP_DIR/csv/metrics.csv``) against the training step.
@@ -176,6 +178,27 @@ def welch_t_test(a: list[float], b: list[float]) -> tuple[float, float, float] |
         return None
     result = stats.ttest_ind(a, b, equal_var=False)
     return float(result.statistic), float(result.df), float(result.pvalue)
+
+
+def paired_t_test(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float] | None:
+    """The paired t-test over seeds, ``scipy.stats.ttest_rel``: arm − baseline on each seed both sides have.
+
+    Arms of one sweep share their seeds' initialisation and data order, so the per-seed difference removes the
+    seed's own effect (which on long or two-speaker audio moves the CER as much as an arm does).
+
+    Args:
+        a, b: seed -> value of the arm and of the baseline.
+
+    Returns:
+        (t, degrees of freedom, two-sided p-value), or None with fewer than two common seeds or when every
+        difference is the same up to rounding (no spread: t would be rounding error over rounding error).
+    """
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    if len(seeds) < 2 or max(diffs) - min(diffs) <= 1e-12:  # rates are fractions: this is rounding, not spread
+        return None
+    result = stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds])
+    return float(result.statistic), float(len(seeds) - 1), float(result.pvalue)
 
 
 @dataclass
@@ -504,6 +527,10 @@ def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: 
                 test = welch_t_test(arm_values, base_values) if base_mode == mode or arm != base_arm else None
                 if test:
                     because += f"; Welch t-test over seeds p={test[2]:.2g}"
+                paired = paired_t_test({r.seed: v for r, v in zip(arm_runs, arm_values) if r.seed is not None},
+                                       base_by_seed)
+                if paired:
+                    because += f", paired over seeds p={paired[2]:.2g}"
                 if seeds:
                     because += f" (on {seeds}: the seeds both finished)"
                 out.append(Verdict(c["claim"], versus, word, because))

@@ -1,5 +1,5 @@
-"""tools/collect_ablation.py's statistics: Welch's t-test against its formula and scipy's t distribution, the
-paired bootstrap against a brute-force enumeration of every resample, and the verdict per claim."""
+"""tools/collect_ablation.py's statistics: Welch's and the paired t-test against their formulas and scipy's t
+distribution, the paired bootstrap against a brute-force enumeration of every resample, and the verdict per claim."""
 from __future__ import annotations
 
 import itertools
@@ -21,6 +21,16 @@ def test_welch_t_test_is_the_textbook_formula_with_scipys_t_distribution():
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
     got = ca.welch_t_test(a, b)
     assert got == pytest.approx((t, df, 2 * stats.t.sf(abs(t), df)), rel=1e-9)
+
+
+def test_paired_t_test_is_the_textbook_formula_on_the_common_seeds():
+    arm, base = {1: 0.31, 2: 0.42, 3: 0.29, 4: 0.50}, {1: 0.25, 2: 0.33, 3: 0.27}  # seed 4: no baseline run
+    d = [arm[s] - base[s] for s in (1, 2, 3)]
+    t = statistics.mean(d) / (statistics.stdev(d) / math.sqrt(3))
+    assert ca.paired_t_test(arm, base) == pytest.approx((t, 2, 2 * stats.t.sf(abs(t), 2)), rel=1e-9)
+    # a shift the same on every seed has no spread: no test; fewer than two common seeds: none either
+    assert ca.paired_t_test({1: 0.3, 2: 0.4}, {1: 0.2, 2: 0.3}) is None
+    assert ca.paired_t_test({1: 0.3, 2: 0.4}, {1: 0.2, 3: 0.3}) is None
 
 
 # six utterances: per-utterance error difference (arm - baseline) and reference characters
@@ -152,6 +162,21 @@ def test_a_claim_between_two_modes_pairs_each_run_with_itself(tmp_path):
     (v,) = ca.judge(runs, [claim], "none", resamples=500, negligible=0.1)
     assert v.verdict == "replicated" and "attention vs ctc_greedy_search" in v.versus
     assert "Δ +30.00 [+30.00, +30.00]" in v.because and "Welch" not in v.because  # not two independent samples
+
+
+def test_a_verdict_line_gives_the_paired_t_test_where_the_seed_moves_the_rate_more_than_the_arm(tmp_path):
+    refs = [10] * 20
+    runs = []
+    for seed, (base, extra) in {1: (1, 1), 2: (5, 1), 3: (9, 2)}.items():  # seeds far apart, the arm a bit above each
+        for arm, errors in (("rel", base), ("abs", base + extra)):
+            path = write_run(tmp_path, arm, seed, [errors] * 20, refs)
+            runs.append(ca.Run(arm, seed, path, "ok", json.loads((path / "metrics.json").read_text())))
+    claim = {"claim": "c", "arms": ["abs"], "split": "test_long", "mode": "attention_rescoring", "expect": "worse"}
+    (v,) = ca.judge(runs, [claim], "rel", resamples=200, negligible=0.1)
+    arm, base = [0.2, 0.6, 1.1], [0.1, 0.5, 0.9]
+    welch, paired = stats.ttest_ind(arm, base, equal_var=False).pvalue, stats.ttest_rel(arm, base).pvalue
+    assert paired < 0.1 < 0.5 < welch  # the pairing removes the seeds' spread
+    assert f"Welch t-test over seeds p={welch:.2g}, paired over seeds p={paired:.2g}" in v.because
 
 
 def test_a_baseline_borrowed_from_another_sweep_is_this_sweeps_baseline(tmp_path):
