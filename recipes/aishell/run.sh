@@ -9,6 +9,8 @@
 #   bash run.sh --demo --random-text 0.3 --experiment demo_streaming  # ... on the demo corpus with 30 % of its
 #                                              # training sentences random word sequences (corpus/synthetic_rt30,
 #                                              # data/demo_rt30; dev and test identical): what streaming needs
+#   bash run.sh --demo --corpus corpus/daily --experiment demo_daily  # the demo on another synthetic corpus
+#                                              # (ABLATIONS.md, step 5): data/demo_daily, exp/demo_daily
 #
 # Stages (each skips work already done; --force redoes it):
 #   0 corpus: synthesise (--demo) or download AISHELL-1     1 prepare manifests
@@ -67,7 +69,10 @@ else
   experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
 fi
 data=data/$experiment; exp=exp/$experiment
-if $demo; then data=data/demo${suffix:-}; exp=exp/$experiment${suffix:-}; fi  # demo experiments share one corpus
+if $demo; then  # demo experiments share one corpus's data, except on a corpus given with --corpus (data/demo_NAME):
+  data=data/demo${suffix:-}; exp=exp/$experiment${suffix:-}  # sharing data/demo, stage 1 would skip it as done and
+  [ "$corpus" = "corpus/synthetic${suffix:-}" ] || data=data/demo_$(basename "$corpus")  # train on the wrong corpus
+fi
 streaming_chunks="16 8 4"
 is_streaming() { grep -qE "^    causal: true" "$exp/.hydra/config.yaml" 2>/dev/null; }
 run() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
