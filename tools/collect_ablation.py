@@ -524,13 +524,12 @@ def judge(runs: list[Run], claims: list[dict], baseline: str | None, resamples: 
                 base_by_seed = {r.seed: v for r, v in zip(base_runs, base_values) if r.seed is not None}
                 seed_diffs = [v - base_by_seed.get(r.seed, base_mean) for r, v in zip(arm_runs, arm_values)]
                 word, because = verdict(c["expect"], base_mean, boot, seed_diffs, negligible)
-                test = welch_t_test(arm_values, base_values) if base_mode == mode or arm != base_arm else None
-                if test:
-                    because += f"; Welch t-test over seeds p={test[2]:.2g}"
+                welch = welch_t_test(arm_values, base_values) if base_mode == mode or arm != base_arm else None
                 paired = paired_t_test({r.seed: v for r, v in zip(arm_runs, arm_values) if r.seed is not None},
                                        base_by_seed)
-                if paired:
-                    because += f", paired over seeds p={paired[2]:.2g}"
+                tests = ([f"Welch p={welch[2]:.2g}"] if welch else []) + ([f"paired p={paired[2]:.2g}"] if paired else [])
+                if tests:
+                    because += "; t-tests over seeds: " + ", ".join(tests)
                 if seeds:
                     because += f" (on {seeds}: the seeds both finished)"
                 out.append(Verdict(c["claim"], versus, word, because))
