@@ -25,6 +25,8 @@ from asr.decoding.cer import compute_cer, read_error_file
 from asr.utils.io import atomic_write
 
 OPS = ("D", "I", "S")
+
+
 def error_positions(refs: dict[str, str], hyps: dict[str, str], parts: int) -> dict[str, list[int]]:
     """Counts per part of the reference: ``{"N": chars, "D": ..., "I": ..., "S": ...}``, each a list of ``parts``.
 

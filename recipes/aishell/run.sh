@@ -69,9 +69,11 @@ else
   experiment=${experiment:-aishell_conformer}; average_num=${average_num:-20}
 fi
 data=data/$experiment; exp=exp/$experiment
-if $demo; then  # demo experiments share one corpus's data, except on a corpus given with --corpus (data/demo_NAME):
-  data=data/demo${suffix:-}; exp=exp/$experiment${suffix:-}  # sharing data/demo, stage 1 would skip it as done and
-  [ "$corpus" = "corpus/synthetic${suffix:-}" ] || data=data/demo_$(basename "$corpus")  # train on the wrong corpus
+# Demo experiments share the default synthetic corpus's data; a corpus given with --corpus gets data/demo_NAME
+# (sharing data/demo, stage 1 would find its manifests, skip, and train on the wrong corpus).
+if $demo; then
+  data=data/demo${suffix:-}; exp=exp/$experiment${suffix:-}
+  [ "$corpus" = "corpus/synthetic${suffix:-}" ] || data=data/demo_$(basename "$corpus")
 fi
 streaming_chunks="16 8 4"
 is_streaming() { grep -qE "^    causal: true" "$exp/.hydra/config.yaml" 2>/dev/null; }
