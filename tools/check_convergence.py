@@ -1,6 +1,6 @@
 """Is a sweep's training budget close enough to convergence? The budget's baseline runs against one long run.
 
-Usage (from recipes/aishell, ABLATIONS.md "How the next sweeps run", step 2):
+Usage (from recipes/aishell, ABLATIONS.md "How the sweeps run", step 2):
     python ../../tools/check_convergence.py --budget exp/ablation_v2/posenc/rel \
         --long exp/ablation_v2_converged/posenc/rel/seed1 \
         [--mode attention_rescoring] [--ratio 1.5] [--min-errors 30] \

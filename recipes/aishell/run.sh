@@ -26,7 +26,7 @@
 #   9 test conditions of the ablation benchmark (tools/make_test_conditions.py -> $data/conditions: test_long,
 #     test_noisy, test_multispk, and on the synthetic corpus test_rare and test_randomtext, read by new eSpeak
 #     speakers); decode each in every mode -> $exp/decode/SET, table of test and the conditions. Sweeps decode them
-#     with evaluate=conditions (ABLATIONS.md, "How the next sweeps run")
+#     with evaluate=conditions (ABLATIONS.md, "How the sweeps run")
 # A streaming model (trained with model.encoder.causal=true, e.g. experiment=demo_streaming) is also decoded chunk by
 # chunk in stage 5 (test set, chunks of $streaming_chunks encoder frames -> $exp/decode_chunkC) and exported with its
 # streaming encoder in stage 7 (chunk 16, 4 left chunks), which then transcribes the test wav streaming too.

@@ -16,7 +16,7 @@
 # Rerunning skips the runs whose metrics.json says "ok" and resumes the others; a failed run is reported in the
 # table with its error. The script exits with the sweep's status after collecting.
 # Sweeps whose baselines are the same config share one set of baseline runs: list only the other arms and set
-# BASELINE_FROM=DIR (e.g. exp/ablation/posenc/rel) for the collector (ABLATIONS.md, "How the next sweeps run").
+# BASELINE_FROM=DIR (e.g. exp/ablation/posenc/rel) for the collector (ABLATIONS.md, "How the sweeps run").
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(cd ../.. && pwd)
