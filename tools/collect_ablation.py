@@ -28,7 +28,8 @@ A set whose per-utterance rows carry a subset field (``snr_db`` in test_noisy, c
 asr/decode.py) also gets a CER table per value, from the per-utterance errors of that subset alone: test_noisy at
 0, 5 and 10 dB SNR and, where the set has them, its reverberation-only utterances (named ``test_noisy@snr_db=5.0``,
 ``test_noisy@snr_db=null``; a claim may name such a subset as its split).
-Where the runs saved per-utterance errors (``decode/SET/MODE/utterances.jsonl``), a cell also gives the 95 %
+Where the runs saved per-utterance errors (``decode/SET/MODE/utterances.jsonl``, or ``utterances.jsonl.gz`` in a
+record made by tools/record_runs.py: SWEEP_DIR may be such a record), a cell also gives the 95 %
 confidence interval of Δ from a paired bootstrap over utterances (:func:`paired_bootstrap`: each utterance's
 errors averaged over an arm's seeds, utterances resampled with replacement, the same draws for both arms).
 Δ, its interval, the t-test and the verdicts compare the two arms on the seeds both finished (:func:`common_seeds`):
@@ -75,6 +76,15 @@ from asr.utils.io import atomic_write, read_jsonl  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 UTTERANCES = "utterances.jsonl"  # the per-utterance errors of a decoded set and mode (asr/decode.py)
+# ... as tools/record_runs.py keeps them in the repository: gzipped
+
+
+def utterances_file(mode_dir: Path) -> Path | None:
+    """``MODE_DIR/utterances.jsonl``, else its gzipped record; None when neither is there."""
+    for name in (UTTERANCES, UTTERANCES + ".gz"):
+        if (mode_dir / name).is_file():
+            return mode_dir / name
+    return None
 SPLITS = ("test", "dev")  # the run's own sets: test first, dev last, the test conditions between them
 SIGNIFICANT = 0.05
 MIN_SEEDS = 2  # a verdict other than "inconclusive" needs the arm on at least this many seeds
@@ -273,7 +283,10 @@ def subset_splits(runs: list[Run], split: str) -> list[str]:
     """The subsets of ``split`` (``SPLIT@KEY=VALUE``), from the per-utterance rows of the first run that saved them:
     every value of every :data:`asr.decode.SUBSET_KEYS` field, numbers in order, null last."""
     for run in runs:
-        for path in sorted((run.path / "decode" / split).glob(f"*/{UTTERANCES}")):
+        for mode_dir in sorted((run.path / "decode" / split).glob("*/")):
+            path = utterances_file(mode_dir)
+            if path is None:
+                continue
             values: dict[str, set[str]] = {}
             for row in read_jsonl(path):
                 for key in SUBSET_KEYS:
@@ -306,8 +319,8 @@ def utterance_errors(run: Run, split: str, mode: str, metric: str) -> dict[str, 
     """id -> (errors, denominator) of one run from ``decode/SPLIT/MODE/utterances.jsonl``; None when absent.
     For a subset ``SPLIT@KEY=VALUE``, the rows of SPLIT whose KEY is VALUE."""
     base, key, value = split_subset(split)
-    path = run.path / "decode" / base / mode / UTTERANCES
-    if not path.is_file():
+    path = utterances_file(run.path / "decode" / base / mode)
+    if path is None:
         return None
     numerator, denominator = METRICS[metric]
     rows = {}

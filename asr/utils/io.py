@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
@@ -57,8 +58,10 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield the rows of a JSON-lines file; a bad line raises ValueError naming file and line."""
-    with open(path, encoding="utf-8") as f:
+    """Yield the rows of a JSON-lines file (gzipped when its name ends in ``.gz``); a bad line raises ValueError
+    naming file and line."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
