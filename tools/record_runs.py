@@ -16,9 +16,12 @@ whose ``metrics.json`` says ``ok``, into DEST at the same relative path:
 and SRC's ``multirun.yaml`` (the sweep's arm order). Checkpoints, model files, logs and alignments stay behind.
 ``tools/collect_ablation.py DEST`` then gives the same tables as on SRC (it reads ``utterances.jsonl.gz`` where
 ``utterances.jsonl`` is absent), and a later session can set new runs against recorded ones
-(``--baseline-from records/...``). ``--data``: also write ``DEST/manifests.sha256``, the SHA-256 of every manifest
-under that data folder, so that a later session can check that its regenerated data are the same utterances
-(``sha256sum -c`` from the data folder).
+(``--baseline-from records/...``). ``--data``: also write ``DEST/manifests.sha256``, one SHA-256 per manifest
+under that data folder, taken over its rows with each ``audio`` path replaced by the SHA-256 of the audio file's
+bytes: it names the same utterances wherever the corpus lies, and changes when one sample of one recording does.
+A later session that regenerated the data checks them before setting new runs against recorded ones::
+
+    python ../../tools/record_runs.py --check data/demo_rt30 records/ablation_v2_4800/posenc   # exit 1: differ
 
 A run that is unfinished or failed is listed on stderr and not recorded; a recorded run whose files changed is
 overwritten (every file through a temporary name). Prints one line per run.
@@ -28,12 +31,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
 
 from asr.evaluate import METRICS_FILE, read_metrics
-from asr.utils.io import atomic_path, atomic_write
+from asr.utils.io import atomic_path, atomic_write, read_jsonl
 
 PLAIN = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml", "csv/metrics.csv")
 GZIPPED = ("utterances.jsonl", "text")  # under decode/SET/MODE/
@@ -64,12 +68,30 @@ def record_run(run_dir: Path, dest: Path) -> int:
     return n
 
 
+def manifest_digest(path: Path) -> str:
+    """SHA-256 of a manifest's rows (keys sorted) with each ``audio`` path replaced by the audio file's SHA-256.
+
+    Relative audio paths are resolved against the manifest's folder, as :class:`asr.data.manifest.Manifest` does.
+    """
+    h = hashlib.sha256()
+    for row in read_jsonl(path):
+        audio = path.parent / row["audio"]
+        row["audio"] = hashlib.sha256(audio.read_bytes()).hexdigest()
+        h.update((json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    return h.hexdigest()
+
+
 def manifest_digests(data: Path) -> list[str]:
-    """``sha256  path`` lines (``sha256sum``'s format, paths relative to ``data``) of every ``*.jsonl`` under it."""
-    lines = []
-    for path in sorted(data.rglob("*.jsonl")):
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(data)}")
-    return lines
+    """``digest  path`` lines (paths relative to ``data``) of every ``*.jsonl`` under it (:func:`manifest_digest`)."""
+    return [f"{manifest_digest(path)}  {path.relative_to(data)}" for path in sorted(data.rglob("*.jsonl"))]
+
+
+def check(data: Path, dest: Path) -> list[str]:
+    """Compare ``data``'s manifests with ``dest/manifests.sha256``; return one line per difference (none: same)."""
+    recorded = dict(line.split("  ", 1)[::-1] for line in (dest / "manifests.sha256").read_text().splitlines())
+    now = dict(line.split("  ", 1)[::-1] for line in manifest_digests(data))
+    return [f"{name}: {'missing from ' + str(data) if name not in now else 'not recorded' if name not in recorded else 'differs'}"
+            for name in sorted(recorded.keys() | now.keys()) if recorded.get(name) != now.get(name)]
 
 
 def record(src: Path, dest: Path, data: Path | None = None) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -96,13 +118,21 @@ def record(src: Path, dest: Path, data: Path | None = None) -> tuple[list[Path],
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("src", type=Path, help="a sweep folder (exp/ROOT/NAME) or any folder of runs")
+    p.add_argument("src", type=Path, help="a sweep folder (exp/ROOT/NAME) or any folder of runs; "
+                                          "with --check, the data folder")
     p.add_argument("dest", type=Path, help="where the record goes (same layout)")
     p.add_argument("--data", type=Path, help="the data folder the runs decoded: write DEST/manifests.sha256")
+    p.add_argument("--check", action="store_true", help="only compare the data folder SRC with DEST/manifests.sha256")
     args = p.parse_args(argv)
     try:
+        if args.check:
+            differences = check(args.src, args.dest)
+            for line in differences:
+                print(f"record_runs: {line}", file=sys.stderr)
+            print(f"{args.src}: {'differs from' if differences else 'the same data as'} {args.dest}", file=sys.stderr)
+            return 1 if differences else 0
         recorded, skipped = record(args.src, args.dest, args.data)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, KeyError) as e:
         print(f"record_runs: {e}", file=sys.stderr)
         return 1
     for run_dir, why in skipped:

@@ -3,7 +3,6 @@ the same tables, intervals and verdicts as the sweep's own folder, and a recorde
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 
 import numpy as np
@@ -56,22 +55,42 @@ def test_the_record_gives_the_same_tables_without_the_models(tmp_path, capsys):
     assert "[" in texts[0] and texts[0].replace(str(src), "SWEEP") == texts[1].replace(str(dest), "SWEEP")
 
 
-def test_recording_again_gives_the_same_bytes_and_the_manifest_digests_check(tmp_path):
+def write_data(data, audio):
+    """A data folder whose manifests name audio files under ``audio`` by absolute path, as the recipe writes them."""
+    (data / "conditions").mkdir(parents=True)
+    audio.mkdir(parents=True, exist_ok=True)
+    for name, ids in (("test.jsonl", "ab"), ("conditions/test_noisy.jsonl", "c")):
+        rows = []
+        for u in ids:
+            (audio / f"{u}.wav").write_bytes(bytes(range(ord(u), ord(u) + 64)))
+            rows.append(json.dumps({"id": u, "audio": str(audio / f"{u}.wav"), "duration": 1.0, "text": "你好"}))
+        (data / name).write_text("\n".join(rows) + "\n")
+
+
+def test_recording_again_gives_the_same_bytes_and_the_data_digests_check(tmp_path, capsys):
     src = tmp_path / "exp" / "augment"
     make_sweep(src, np.random.default_rng(1))
     data = tmp_path / "data"
-    (data / "conditions").mkdir(parents=True)
-    (data / "test.jsonl").write_text('{"id": "a"}\n')
-    (data / "conditions" / "test_noisy.jsonl").write_text('{"id": "b"}\n')
+    write_data(data, tmp_path / "corpus")
     first, second = tmp_path / "r1", tmp_path / "r2"
     record_runs.record(src, first, data)
     record_runs.record(src, second, data)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)  # gzip without a timestamp
-    lines = (first / "manifests.sha256").read_text().splitlines()
-    assert lines == [f"{hashlib.sha256((data / rel).read_bytes()).hexdigest()}  {rel}"
-                     for rel in ("conditions/test_noisy.jsonl", "test.jsonl")]
+    names = [line.split("  ")[1] for line in (first / "manifests.sha256").read_text().splitlines()]
+    assert names == ["conditions/test_noisy.jsonl", "test.jsonl"]
+
+    # the same corpus regenerated elsewhere (other absolute paths) checks; one changed sample in one file does not
+    elsewhere = tmp_path / "elsewhere"
+    write_data(elsewhere / "data", elsewhere / "corpus")
+    assert record_runs.main(["--check", str(elsewhere / "data"), str(first)]) == 0
+    wav = elsewhere / "corpus" / "b.wav"
+    wav.write_bytes(wav.read_bytes()[:-1] + b"\0")
+    capsys.readouterr()
+    assert record_runs.check(elsewhere / "data", first) == ["test.jsonl: differs"]
+    assert record_runs.main(["--check", str(elsewhere / "data"), str(first)]) == 1
+    assert "test.jsonl: differs" in capsys.readouterr().err
 
 
 def test_a_recorded_baseline_serves_a_new_sweep(tmp_path):
