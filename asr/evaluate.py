@@ -13,7 +13,9 @@ ablation sweep (:mod:`asr.sweep` composes the two in one job). It reads the run'
 * ``EXP_DIR/decode/SPLIT/MODE/``: :func:`asr.decode.decode_manifest`'s files (``utterances.jsonl``: the
   per-utterance error counts a paired bootstrap resamples), for dev, test and every set of ``evaluate.test_sets``
   (name -> manifest; a relative path is taken from the run's ``data_dir``, e.g. the test conditions of
-  tools/make_test_conditions.py, listed by ``conf/evaluate/conditions.yaml``);
+  tools/make_test_conditions.py, listed by ``conf/evaluate/conditions.yaml``). Each ``summary.json`` also names the
+  model's SHA-256 and the batching; an evaluation run again after an interruption keeps every set whose modes all
+  finished with the same model bytes, manifest, batching and search (:func:`earlier_decode`), and decodes the rest;
 * ``EXP_DIR/metrics.json`` (atomically)::
 
       status            "ok" | "failed" | "interrupted"
@@ -54,9 +56,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from asr.average import average_to_model_file, read_checkpoint, select
-from asr.decode import decode_manifest, machine_info
+from asr.decode import SETTINGS, decode_manifest, machine_info
 from asr.inference.recognizer import Recognizer
-from asr.utils.io import atomic_write
+from asr.utils.io import atomic_write, file_sha256
 from asr.utils.threads import set_threads
 from asr.utils.untrusted import parse_json
 
@@ -240,11 +242,15 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     rec = Recognizer.from_model_file(model_file, device, **(settings.get("search") or {}))
     rec.check_modes(modes)
+    batch_frames = int(settings.get("batch_frames") or 20000)
+    info = {"model": str(model_file), "model_sha256": file_sha256(model_file), "batch_frames": batch_frames}
     cer, counts = {}, {}
     for split, manifest in sets.items():
-        summaries = decode_manifest(rec, manifest, exp_dir / "decode" / split, modes,
-                                    batch_frames=int(settings.get("batch_frames") or 20000), progress=False,
-                                    info={"model": str(model_file)})
+        out = exp_dir / "decode" / split
+        if summaries := earlier_decode(rec, manifest, out, modes, info):
+            log.info("%s: kept the decode an interrupted evaluation finished (same model, manifest and search)", split)
+        else:
+            summaries = decode_manifest(rec, manifest, out, modes, batch_frames=batch_frames, progress=False, info=info)
         cer[split] = {mode: s["cer"] for mode, s in summaries.items()}
         counts[split] = {mode: {k: s[k] for k in COUNT_KEYS if k in s} for mode, s in summaries.items()}
         log.info("%s CER: %s", split, ", ".join(f"{m} {100 * c:.2f}%" for m, c in cer[split].items()))
@@ -255,6 +261,27 @@ def evaluate_run(exp_dir: str | Path, settings: DictConfig, cfg: DictConfig | No
     path = write_metrics(exp_dir, cfg, record)
     log.info("metrics -> %s", path)
     return record
+
+
+def earlier_decode(rec: Recognizer, manifest: Path, out_dir: Path, modes: list[str], info: dict) -> dict | None:
+    """The summaries an earlier, interrupted evaluation wrote to ``out_dir`` for every mode, if they are of this model
+    (by content), manifest, batching and search settings; else None (decode again).
+
+    ``summary.json`` is a mode's last file (written through a temporary name), so a mode that has one is complete;
+    a set that lacks one mode is decoded again in every mode (the encoder runs once for all of them).
+    """
+    expected = {**info, "manifest": str(manifest), "settings": {k: getattr(rec, k) for k in SETTINGS}}
+    summaries = {}
+    for mode in modes:
+        path = out_dir / mode / "summary.json"
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if any(summary.get(k) != v for k, v in expected.items()):
+            return None
+        summaries[mode] = summary
+    return summaries
 
 
 @hydra.main(config_path="../conf", config_name="evaluation", version_base="1.3")

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 from asr.evaluate import METRICS_FILE, read_metrics
-from asr.utils.io import atomic_path, atomic_write, read_jsonl
+from asr.utils.io import atomic_path, atomic_write, file_sha256, read_jsonl
 
 PLAIN = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml", "csv/metrics.csv")
 GZIPPED = ("utterances.jsonl", "text")  # under decode/SET/MODE/
@@ -76,7 +76,7 @@ def manifest_digest(path: Path) -> str:
     h = hashlib.sha256()
     for row in read_jsonl(path):
         audio = path.parent / row["audio"]
-        row["audio"] = hashlib.sha256(audio.read_bytes()).hexdigest()
+        row["audio"] = file_sha256(audio)
         h.update((json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode())
     return h.hexdigest()
 

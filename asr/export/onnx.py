@@ -9,7 +9,6 @@ The folder's layout and metadata are :mod:`asr.export.format`'s; this module fil
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import os
@@ -23,7 +22,7 @@ from asr.export.format import DECODER_CONVENTIONS, PARTS, PRODUCER, metadata_pro
 from asr.export.wrappers import WRAPPERS, explicit_attention
 from asr.model.subsampling import SUBSAMPLING_LAYERS, min_input_length, subsampled_length
 from asr.modelfile import LoadedModel
-from asr.utils.io import atomic_write
+from asr.utils.io import atomic_write, file_sha256
 
 OPSET = 15
 # Largest |ONNX - PyTorch| accepted by the parity check (encoder outputs, log-probs, scores). Float32
@@ -34,11 +33,7 @@ PARITY_TOLERANCE = 1e-3
 
 def file_digest(path: str | os.PathLike) -> str:
     """First 16 hex digits of the SHA-256 of a file (the exported model's version)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def producer_version() -> str:

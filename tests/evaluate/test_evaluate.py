@@ -109,3 +109,43 @@ def test_a_decoding_job_evaluates_the_given_model_with_its_search_settings(tiny_
             assert m["cer"][split][mode] == plain[mode]["cer"]
             recorded = json.loads((exp / "decode" / split / mode / "summary.json").read_text())
             assert recorded["settings"]["attention_length_bonus"] == 1.5
+
+
+def test_an_interrupted_evaluation_keeps_the_sets_it_finished_and_only_those(tiny_run, tiny_model_file, tmp_path,
+                                                                             monkeypatch):
+    """A rerun decodes again exactly the sets without a complete decode of this model (by content), manifest and
+    search; the record is the one an uninterrupted evaluation writes."""
+    cfg = OmegaConf.load(tiny_run / ".hydra" / "config.yaml")
+    modes = ["ctc_greedy_search", "attention_rescoring"]
+    settings = OmegaConf.create({"modes": modes, "test_sets": {"again": "test.jsonl"}, "average_num": 1,
+                                 "device": "cpu", "threads": 1, "search": {"beam": 2}})
+    exp = tmp_path / "arm" / "seed1"
+    exp.mkdir(parents=True)
+    decoded = []
+    real = evaluate.decode_manifest
+
+    def counting(rec, manifest, out_dir, *args, **kwargs):
+        decoded.append(out_dir.name)
+        return real(rec, manifest, out_dir, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "decode_manifest", counting)
+    first = evaluate.evaluate_run(exp, settings, cfg, model_file=tiny_model_file)
+    assert decoded == ["dev", "test", "again"]
+
+    def rerun():
+        decoded.clear()
+        return evaluate.evaluate_run(exp, settings, cfg, model_file=tiny_model_file)
+
+    # killed while writing test's second mode: test alone is decoded again, in every mode
+    (exp / "decode" / "test" / modes[1] / "summary.json").unlink()
+    again = rerun()
+    assert decoded == ["test"] and again["cer"] == first["cer"] and again["counts"] == first["counts"]
+    # a summary of another model (its digest) is not kept
+    path = exp / "decode" / "dev" / modes[0] / "summary.json"
+    summary = json.loads(path.read_text())
+    path.write_text(json.dumps({**summary, "model_sha256": "0" * 64}))
+    assert rerun()["cer"] == first["cer"] and decoded == ["dev"]
+    # nor one of other search settings: every set is decoded again
+    settings.search.beam = 3
+    rerun()
+    assert decoded == ["dev", "test", "again"]
