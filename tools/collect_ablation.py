@@ -609,7 +609,8 @@ def markdown(sweep_dir: Path, runs: list[Run], arms: list[str], baseline: str | 
              "Δ: arm mean − baseline mean (CER points) over the seeds both finished (\"on seed ...\" where that "
              "leaves some out), with its 95 % paired-bootstrap interval over utterances "
              "in brackets where the runs saved per-utterance errors; p: two-sided Welch t-test (unequal variances) "
-             f"over seeds, \\* p < {SIGNIFICANT} (with 2 seeds per arm only large, consistent differences get there).",
+             f"over seeds, \\* p < {SIGNIFICANT} (with {len(seeds) or 'few'} seeds per arm only large, consistent "
+             "differences get there).",
              ""]
     if baseline not in arms:
         lines += [f"The baseline `{baseline}` has no runs: no differences.", ""]
