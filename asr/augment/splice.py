@@ -26,6 +26,10 @@ class Splice(WaveAugment):
 
     The donors come from a callable set by the dataset with :meth:`set_donor`:
     ``fn(rng: random.Random, exclude_speaker: str) -> sample dict`` of a speaker other than ``exclude_speaker``.
+    Or they were planned before batching (:class:`asr.data.splice_plan.SplicePlan`, what
+    :class:`asr.data.datamodule.ASRDataModule` does for training): the dataset then puts the loaded donors in the
+    sample as ``splice_donors`` (a list of samples, empty for an utterance the plan leaves alone), and the plan's
+    draw replaces the probability gate.
 
     Args:
         prob: probability of splicing an utterance.
@@ -56,15 +60,27 @@ class Splice(WaveAugment):
         """Set the source of other speakers' utterances: ``fn(rng, exclude_speaker) -> sample``."""
         self._donor = fn
 
+    def __call__(self, sample: dict, rng: random.Random) -> dict:
+        if "splice_donors" not in sample:
+            return super().__call__(sample, rng)
+        sample = dict(sample)
+        donors = sample.pop("splice_donors")
+        return self.join(sample, donors, rng) if self.active and donors else sample
+
     def apply(self, sample: dict, rng: random.Random) -> dict:
         """Args: ``sample["wav"]: (C, N) float``. Returns a new sample with ``wav: (C, N')``, N' the joined length."""
         if self._donor is None:
             raise RuntimeError("Splice: no donor source; the dataset must call set_donor(fn) before use")
+        donors = [self._donor(rng, sample["speaker"]) for _ in range(rng.randint(1, self.max_speakers - 1))]
+        return self.join(sample, donors, rng)
+
+    def join(self, sample: dict, donors: Sequence[dict], rng: random.Random) -> dict:
+        """``sample`` and ``donors`` (samples of other speakers) joined in a random order, with pauses or overlaps
+        drawn from ``rng``. Returns a new sample with ``wav: (C, N')``."""
         wav, rate = sample["wav"], sample["sample_rate"]
         level = _rms(wav)
         pieces = [(wav, sample["text"])]
-        for _ in range(rng.randint(1, self.max_speakers - 1)):
-            donor = self._donor(rng, sample["speaker"])
+        for donor in donors:
             if donor["sample_rate"] != rate or donor["wav"].shape[0] != wav.shape[0]:
                 raise ValueError(f"Splice: donor {donor.get('id')} ({donor['sample_rate']} Hz, "
                                  f"{donor['wav'].shape[0]} ch) does not match utterance {sample.get('id')} "

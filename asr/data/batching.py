@@ -2,7 +2,8 @@
 
 A batch's cost is its *padded* size, ``max(frames) * len(batch)``, and it never exceeds
 ``max_frames``. Frames are counted from the manifest durations before augmentation: speed
-perturbation at 0.9 makes an utterance 11 % longer, splicing joins several, so leave that margin.
+perturbation at 0.9 makes an utterance 11 % longer, so leave that margin. Multi-speaker splicing is planned per
+epoch before packing (:mod:`asr.data.splice_plan`), and a joined utterance is packed at its joined length.
 
 Training under DDP with ``num_replicas`` = W ranks: every rank builds the same list of *global* batches from
 ``(seed, epoch)`` (each global batch is what one optimizer step sees over all ranks, packed so that each of its W
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -88,15 +89,18 @@ class DynamicBucketBatchSampler:
         num_replicas, rank: DDP world size and this process's rank.
         ids: utterance ids, only for messages about utterances that cannot fit in any batch.
         max_batch_size: optional cap on utterances per batch.
+        epoch_frames: ``epoch -> (N,) frames`` of that epoch's training utterances when augmentation planned before
+            batching changes them (:meth:`asr.data.splice_plan.SplicePlan.epoch` ``.frames``); None: ``frames``.
     """
 
     def __init__(self, frames: np.ndarray, max_frames: int, shuffle: bool = True, seed: int = 0,
                  bucket_size: int = 5000, num_replicas: int = 1, rank: int = 0,
-                 ids: Sequence[str] | None = None, max_batch_size: int | None = None):
+                 ids: Sequence[str] | None = None, max_batch_size: int | None = None,
+                 epoch_frames: Callable[[int], np.ndarray] | None = None):
         self.frames = np.asarray(frames)
         self.max_frames, self.shuffle, self.seed = int(max_frames), shuffle, seed
         self.bucket_size, self.num_replicas, self.rank = bucket_size, num_replicas, rank
-        self.max_batch_size = max_batch_size
+        self.max_batch_size, self.epoch_frames = max_batch_size, epoch_frames
         self.epoch, self.skip = 0, 0
         self._cache: tuple[int, list[list[int]]] | None = None
         self._count: int | None = None  # training batches per epoch, fixed by the first epoch packed
@@ -124,25 +128,31 @@ class DynamicBucketBatchSampler:
             order = sorted(self.usable.tolist(), key=lambda i: self.frames[i])
             return pack_by_frames(order, self.frames, self.max_frames, self.max_batch_size)[self.rank :: w]
         if self._count is None:  # epoch 0's count, with some headroom, is every epoch's (a resumed run's too)
-            first = len(self._global_batches(0))
-            self._count = first + max(1, first // 200)
+            first = len(self._global_batches(0))  # planned splicing moves the count by about 1 % between epochs
+            self._count = first + max(1, first // (50 if self.epoch_frames is not None else 200))
         batches = split_to(self._global_batches(self.epoch), self._count, min_items=2 * w)
         if len(batches) > self._count:
             dropped = batches[self._count :]
             log.warning("epoch %d packs %d batches, more than the fixed %d: %d utterances wait for the next epoch",
                         self.epoch, len(batches), self._count, sum(map(len, dropped)))
             batches = batches[: self._count]
-        return [deal(b, self.frames, w)[self.rank] for b in batches]
+        frames = self._frames(self.epoch)
+        return [deal(b, frames, w)[self.rank] for b in batches]
+
+    def _frames(self, epoch: int) -> np.ndarray:
+        """(N,) frames of each utterance in ``epoch`` (training): after planned augmentation, if any."""
+        return self.frames if self.epoch_frames is None else np.asarray(self.epoch_frames(epoch))
 
     def _global_batches(self, epoch: int) -> list[list[int]]:
         """The epoch's global batches: shuffled, cut into buckets sorted by length, packed, shuffled again."""
         rng = random.Random(self.seed * 100003 + epoch)
+        frames = self._frames(epoch)
         order = self.usable.tolist()
         rng.shuffle(order)
         batches = []
         for start in range(0, len(order), self.bucket_size):
-            bucket = sorted(order[start:start + self.bucket_size], key=lambda i: self.frames[i])
-            batches += pack_by_frames(bucket, self.frames, self.max_frames, self.max_batch_size, parts=self.num_replicas)
+            bucket = sorted(order[start:start + self.bucket_size], key=lambda i: frames[i])
+            batches += pack_by_frames(bucket, frames, self.max_frames, self.max_batch_size, parts=self.num_replicas)
         rng.shuffle(batches)
         return batches
 

@@ -8,17 +8,20 @@ with the same effective batch on 1 GPU and on 8 (with 8 GPUs each device batch i
 from __future__ import annotations
 
 
+import functools
 import multiprocessing
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from asr.augment.config import split_augment
+from asr.augment.splice import Splice
 from asr.data.batching import DynamicBucketBatchSampler, per_device_max_frames
 from asr.data.dataset import ManifestDataset
 from asr.data.manifest import Manifest
 from asr.data.pipeline import SamplePipeline, collate
 from asr.data.shards import ShardDataset
+from asr.data.splice_plan import SplicePlan
 from asr.features.cmvn import GlobalCMVN
 from asr.features.fbank import Fbank
 from asr.tokenizer import Tokenizer, load_tokenizer
@@ -81,6 +84,10 @@ class ASRDataModule(pl.LightningDataModule):
         world, rank, _ = self._world()
         max_frames = self.max_frames if train else (self.val_max_frames or self.max_frames)
         if train and self.train_shards:
+            if self._splice() is not None:
+                raise ValueError(f"multi-speaker splicing (augment.splice.prob={self._splice().prob}) draws donors "
+                                 f"from a manifest and is not available with data.train_shards={self.train_shards}: "
+                                 "set augment.splice.prob=0 or train from the manifest")
             dataset = ShardDataset(self.train_shards, self.pipeline(True), max_frames, shuffle=True, augment=True,
                                    seed=self.seed, num_replicas=world, rank=rank)
             self.samplers[split] = dataset  # has set_epoch too
@@ -89,19 +96,34 @@ class ASRDataModule(pl.LightningDataModule):
         if self.manifests[split] is None:
             raise ValueError(f"no {split} manifest configured (data.{split}_manifest)")
         manifest = Manifest(self.manifests[split])
-        frames = [self.features.num_frames(int(d * self.features.sample_rate)) for d in manifest.durations]
+        frames = [seconds_to_frames(self.features, d) for d in manifest.durations]
         ids = [manifest[i]["id"] for i in range(len(manifest))] if max(frames, default=0) > max_frames else None
+        plan = self._splice_plan(manifest, max_frames) if train else None
         sampler = DynamicBucketBatchSampler(frames, max_frames, shuffle=train, seed=self.seed, bucket_size=self.bucket_size,
-                                            num_replicas=world, rank=rank, ids=ids, max_batch_size=self.max_batch_size)
+                                            num_replicas=world, rank=rank, ids=ids, max_batch_size=self.max_batch_size,
+                                            epoch_frames=(lambda epoch: plan.epoch(epoch).frames) if plan else None)
         self.samplers[split] = sampler
         if train and self.resume_state:
             sampler.load_state_dict(self.resume_state)
             self.resume_state = None
         dataset = ManifestDataset(manifest, self.pipeline(train), augment=train, seed=self.seed,
-                                  cache_features=self.cache_features)
+                                  cache_features=self.cache_features, splice_plan=plan)
         return DataLoader(dataset, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=self.num_workers > 0,
                           multiprocessing_context=worker_context(self.num_workers))
+
+    def _splice(self) -> Splice | None:
+        """The training augmentations' splicing, when it is on."""
+        return next((a for a in self.augment.augments if isinstance(a, Splice) and a.active), None)
+
+    def _splice_plan(self, manifest: Manifest, max_frames: int) -> SplicePlan | None:
+        """The training set's splicing plan, when the augmentations splice (:mod:`asr.data.splice_plan`)."""
+        splice = self._splice()
+        if splice is None:
+            return None
+        speakers = [manifest[i].get("speaker", "") for i in range(len(manifest))]
+        return SplicePlan(manifest.durations, speakers, functools.partial(seconds_to_frames, self.features),
+                          splice.prob, splice.max_speakers, splice.gap_sec[1], max_frames, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -128,6 +150,11 @@ class ASRDataModule(pl.LightningDataModule):
         """Reseed the training order and augmentation for ``epoch`` (called at each epoch start)."""
         if "train" in self.samplers:
             self.samplers["train"].set_epoch(epoch)
+
+
+def seconds_to_frames(features: Fbank, seconds: float) -> int:
+    """Feature frames of ``seconds`` of audio, as the sampler counts them (a function that workers can unpickle)."""
+    return features.num_frames(int(seconds * features.sample_rate))
 
 
 def worker_context(num_workers: int) -> str | None:

@@ -69,11 +69,12 @@ class SamplePipeline:
         no waveform augmentation runs and the fbank has no dither."""
         return (not augment or not self.waveform_augment) and not self.fbank.dither
 
-    def base_features(self, sample: dict, rng: random.Random | None = None) -> torch.Tensor:
-        """Sample -> (T, F) features before SpecAugment (waveform augmentation only when ``rng`` is given)."""
+    def base_features(self, sample: dict, rng: random.Random | None = None) -> tuple[dict, torch.Tensor]:
+        """Sample -> (the sample after waveform augmentation, its (T, F) features before SpecAugment); waveform
+        augmentation only when ``rng`` is given. Use the returned sample's text: splicing joins transcripts."""
         if rng is not None and self.waveform_augment is not None:
             sample = self.waveform_augment(sample, rng)
-        return self.features(sample["wav"])
+        return sample, self.features(sample["wav"])
 
     def __call__(self, sample: dict, rng: random.Random | None = None, feats: torch.Tensor | None = None) -> dict:
         """Sample -> ``{"id", "feats": (T, F), "ys": (L,) long, "text"}``; augmentations only when ``rng`` is given.
@@ -82,7 +83,7 @@ class SamplePipeline:
         only ``id`` and ``text``.
         """
         if feats is None:
-            feats = self.base_features(sample, rng)
+            sample, feats = self.base_features(sample, rng)
         if rng is not None and self.specaug is not None:
             feats = self.specaug(feats, rng)
         out = {"id": sample["id"], "feats": feats, "text": sample["text"]}

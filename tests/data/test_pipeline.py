@@ -122,3 +122,54 @@ def test_feature_cache_gives_the_same_items_and_reads_audio_once(tmp_path):
     dithered = ASRDataModule(str(data / "train.jsonl"), str(data / "dev.jsonl"), str(data / "lang"),
                              str(data / "cmvn.json"), Fbank(dither=1.0), cache_features=True, num_workers=0)
     assert dithered.train_dataloader().dataset.cache is None
+
+
+def test_planned_splicing_keeps_every_batch_within_its_frames(tmp_path):
+    """Splicing at probability 1: every batch stays within the frames it was packed for and every joined text is
+    its pieces' texts; the same splicing drawn while loading (no plan) overflows some batch."""
+    import json
+
+    from asr.augment.splice import Splice
+    from asr.data.batching import DynamicBucketBatchSampler
+    from asr.data.dataset import ManifestDataset
+
+    data = tone_data(tmp_path)
+    rows = [r for split in ("train", "dev", "test") for r in Manifest(data / f"{split}.jsonl")]  # 3 speakers
+    (data / "mixed.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    index = {r["id"]: i for i, r in enumerate(rows)}
+    dm = ASRDataModule(str(data / "mixed.jsonl"), str(data / "dev.jsonl"), str(data / "lang"), str(data / "cmvn.json"),
+                       Fbank(), augment={"splice": Splice(1.0, max_speakers=3, gap_sec=[0.05, 0.1])},
+                       global_batch_frames=700, num_workers=0)
+    loader = dm.train_dataloader()
+    plan = loader.dataset.splice_plan.epoch(0)
+    joined = 0
+    for batch in loader:
+        B, T, _ = batch["feats"].shape
+        assert B * T <= 700
+        for uid, n, text in zip(batch["ids"], batch["feats_lens"].tolist(), batch["texts"]):
+            i = index[uid]
+            pieces = [i, *plan.donors.get(i, ())]
+            assert n <= plan.frames[i] and sorted(text) == sorted("".join(rows[k]["text"] for k in pieces))
+            joined += len(pieces) > 1
+    assert joined >= len(rows) // 2
+
+    frames = [Fbank().num_frames(int(r["duration"] * 16000)) for r in rows]
+    unplanned = DataLoader(ManifestDataset(Manifest(data / "mixed.jsonl"), dm.pipeline(True), augment=True),
+                           batch_sampler=DynamicBucketBatchSampler(frames, 700), collate_fn=collate)
+    assert max(b["feats"].shape[0] * b["feats"].shape[1] for b in unplanned) > 700
+
+
+def test_splicing_with_shards_is_refused_before_training(tmp_path):
+    """Shards have no donors to splice with: the loader refuses at once, naming the settings, instead of the first
+    spliced utterance failing inside a worker."""
+    import pytest
+
+    from asr.augment.splice import Splice
+
+    data = tone_data(tmp_path)
+    pack_shards(Manifest(data / "train.jsonl"), tmp_path / "shards", utts_per_shard=2)
+    shards = str(tmp_path / "shards/shards.list")
+    with pytest.raises(ValueError, match="augment.splice.prob=0.2.*train_shards"):
+        datamodule(data, train_shards=shards, augment={"splice": Splice(0.2)}, num_workers=0).train_dataloader()
+    assert datamodule(data, train_shards=shards, augment={"splice": Splice(0.0)},
+                      num_workers=0).train_dataloader() is not None
