@@ -734,7 +734,7 @@ def borrow_baseline(folder: Path, baseline: str) -> list[Run]:
 def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, out_curves: Path,
             resamples: int = 10000, negligible: float = 0.1, baseline_from: Path | None = None) -> str:
     """Write the table (with the claims' verdicts) and both plots; return the table."""
-    runs = find_runs(sweep_dir)
+    runs = own = find_runs(sweep_dir)
     baseline = baseline or find_baseline(runs)
     if baseline_from is not None:
         if not baseline:
@@ -744,7 +744,7 @@ def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, 
     baseline = baseline or arms[0]
     modes, table = summarize(runs, arms, baseline, resamples)
     name = next((r.metrics.get("name") for r in runs if r.metrics.get("name")), sweep_dir.name)
-    verdicts = judge(runs, find_claims(runs, name), baseline, resamples, negligible)
+    verdicts = judge(runs, find_claims(own, name), baseline, resamples, negligible)  # not a borrowed sweep's claims
     text = markdown(sweep_dir, runs, arms, baseline, modes, table, verdicts)
     with atomic_write(out_md) as f:
         f.write(text)
