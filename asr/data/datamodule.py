@@ -84,8 +84,8 @@ class ASRDataModule(pl.LightningDataModule):
         world, rank, _ = self._world()
         max_frames = self.max_frames if train else (self.val_max_frames or self.max_frames)
         if train and self.train_shards:
-            if self._splice() is not None:
-                raise ValueError(f"multi-speaker splicing (augment.splice.prob={self._splice().prob}) draws donors "
+            if (splice := self._splice()) is not None:
+                raise ValueError(f"multi-speaker splicing (augment.splice.prob={splice.prob}) draws donors "
                                  f"from a manifest and is not available with data.train_shards={self.train_shards}: "
                                  "set augment.splice.prob=0 or train from the manifest")
             dataset = ShardDataset(self.train_shards, self.pipeline(True), max_frames, shuffle=True, augment=True,
