@@ -36,7 +36,7 @@ errors averaged over an arm's seeds, utterances resampled with replacement, the 
 in a sweep still running, an arm with seed 1 alone is set against the baseline's seed 1, and the cell says so.
 
 Claims: the sweep's ``ablation.claims`` (in its conf/ablation/NAME.yaml, read from a run's saved config, else from
-the repository's file) each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins)
+the repository's file; ``--claims FILE`` reads them from FILE instead, for claims revised after some runs trained) each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins)
 and the direction the seed's idea predicts (``expect: worse``: the arm without the idea is worse than the
 baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` compares two modes of the same
 runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusive** on fewer than two seeds;
@@ -492,6 +492,14 @@ def verdict(expect: str, base_value: float | None, boot: Bootstrap | None, seeds
     return "inconclusive", interval + ": the interval holds 0 and effects that would matter"
 
 
+def read_claims(path: Path) -> list[dict]:
+    """``ablation.claims`` of the config at ``path`` (e.g. conf/ablation/NAME.yaml)."""
+    claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
+    if not claims:
+        raise ValueError(f"{path}: no ablation.claims")
+    return OmegaConf.to_container(claims, resolve=False)
+
+
 def find_claims(runs: list[Run], name: str) -> list[dict]:
     """``ablation.claims`` from a run's saved config, else from the repository's conf/ablation/NAME.yaml."""
     for r in runs:
@@ -732,8 +740,10 @@ def borrow_baseline(folder: Path, baseline: str) -> list[Run]:
 
 
 def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, out_curves: Path,
-            resamples: int = 10000, negligible: float = 0.1, baseline_from: Path | None = None) -> str:
-    """Write the table (with the claims' verdicts) and both plots; return the table."""
+            resamples: int = 10000, negligible: float = 0.1, baseline_from: Path | None = None,
+            claims_from: Path | None = None) -> str:
+    """Write the table (with the claims' verdicts) and both plots; return the table. ``claims_from``: a config
+    whose ``ablation.claims`` replace those the runs saved."""
     runs = own = find_runs(sweep_dir)
     baseline = baseline or find_baseline(runs)
     if baseline_from is not None:
@@ -744,7 +754,8 @@ def collect(sweep_dir: Path, baseline: str | None, out_md: Path, out_png: Path, 
     baseline = baseline or arms[0]
     modes, table = summarize(runs, arms, baseline, resamples)
     name = next((r.metrics.get("name") for r in runs if r.metrics.get("name")), sweep_dir.name)
-    verdicts = judge(runs, find_claims(own, name), baseline, resamples, negligible)  # not a borrowed sweep's claims
+    claims = read_claims(claims_from) if claims_from is not None else find_claims(own, name)  # not a borrowed sweep's
+    verdicts = judge(runs, claims, baseline, resamples, negligible)
     text = markdown(sweep_dir, runs, arms, baseline, modes, table, verdicts)
     with atomic_write(out_md) as f:
         f.write(text)
@@ -765,13 +776,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resamples", type=int, default=10000, help="paired-bootstrap resamples")
     p.add_argument("--negligible", type=float, default=0.1,
                    help="a difference within this fraction of the baseline's value does not matter (verdicts)")
+    p.add_argument("--claims", type=Path, metavar="FILE",
+                   help="judge FILE's ablation.claims (e.g. conf/ablation/NAME.yaml), not those the runs saved")
     args = p.parse_args(argv)
     out_md = args.out_md or args.sweep_dir / "ablation.md"
     out_png = args.out_png or args.sweep_dir / "ablation.png"
     out_curves = args.out_curves or out_png.with_name(f"{out_png.stem}_curves.png")
     try:
         text = collect(args.sweep_dir, args.baseline, out_md, out_png, out_curves, args.resamples, args.negligible,
-                       args.baseline_from)
+                       args.baseline_from, args.claims)
     except ValueError as e:
         sys.exit(f"collect_ablation: {e}")
     print(text, end="")

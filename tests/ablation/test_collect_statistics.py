@@ -143,6 +143,30 @@ def test_claims_in_the_run_config_get_a_verdict_line_each(tmp_path):
     assert "## test_long: CER on the focus characters (rare in training)" in text
 
 
+def test_claims_from_a_file_replace_those_the_runs_saved(tmp_path):
+    refs = [10] * 40
+    base = np.random.default_rng(1).integers(0, 3, 40).tolist()
+    for seed in (1, 2):
+        write_run(tmp_path, "rel", seed, base, refs)
+        write_run(tmp_path, "abs", seed, [e + 2 for e in base], refs)
+    saved = {"claim": "saved with the runs", "arms": ["abs"], "split": "test_long", "mode": "attention_rescoring",
+             "metric": "deletions", "expect": "worse"}
+    (tmp_path / "rel" / "seed1" / ".hydra").mkdir()
+    (tmp_path / "rel" / "seed1" / ".hydra" / "config.yaml").write_text(
+        json.dumps({"ablation": {"name": "posenc", "baseline": "rel", "claims": [saved]}}))
+    revised = tmp_path / "revised.yaml"
+    revised.write_text(json.dumps({"ablation": {"claims": [dict(saved, claim="revised later", expect="better")]}}))
+    text = ca.collect(tmp_path, None, tmp_path / "t.md", tmp_path / "t.png", tmp_path / "c.png", resamples=200,
+                      claims_from=revised)
+    claims = text.split("## Claims\n", 1)[1].split("\n## ", 1)[0]
+    assert "saved with the runs" not in claims
+    # abs has more deletions: against "expect: better" (the arm with the idea does better) that is the opposite
+    assert "- **not replicated**: revised later (`abs` vs `rel`" in claims
+    (tmp_path / "no_claims.yaml").write_text(json.dumps({"ablation": {"name": "posenc"}}))
+    with pytest.raises(ValueError, match="no ablation.claims"):
+        ca.read_claims(tmp_path / "no_claims.yaml")
+
+
 def test_a_claim_between_two_modes_pairs_each_run_with_itself(tmp_path):
     refs = [10] * 30
     runs = []
