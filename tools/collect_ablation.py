@@ -36,8 +36,9 @@ errors averaged over an arm's seeds, utterances resampled with replacement, the 
 in a sweep still running, an arm with seed 1 alone is set against the baseline's seed 1, and the cell says so.
 
 Claims: the sweep's ``ablation.claims`` (in its conf/ablation/NAME.yaml, read from a run's saved config, else from
-the repository's file; ``--claims FILE`` reads them from FILE instead, for claims revised after some runs trained) each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins)
-and the direction the seed's idea predicts (``expect: worse``: the arm without the idea is worse than the
+the repository's file; ``--claims FILE`` reads them from FILE instead, for claims revised after some runs trained)
+each name arms, test sets, a mode, a metric (cer, focus, deletions, insertions, del_ins) and the direction the
+seed's idea predicts (``expect: worse``: the arm without the idea is worse than the
 baseline; ``better``: the arm with it is better); an optional ``baseline_mode`` compares two modes of the same
 runs. Each (claim, arm, set) gets a verdict line (:func:`verdict`): **inconclusive** on fewer than two seeds;
 else **replicated** when the bootstrap interval lies wholly on the predicted side of 0 and every seed of the arm is
@@ -492,27 +493,25 @@ def verdict(expect: str, base_value: float | None, boot: Bootstrap | None, seeds
     return "inconclusive", interval + ": the interval holds 0 and effects that would matter"
 
 
-def read_claims(path: Path) -> list[dict]:
-    """``ablation.claims`` of the config at ``path`` (e.g. conf/ablation/NAME.yaml)."""
+def claims_in(path: Path) -> list[dict]:
+    """``ablation.claims`` of the config at ``path`` (a run's saved config, conf/ablation/NAME.yaml); [] if none."""
     claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
+    return OmegaConf.to_container(claims, resolve=False) if claims else []
+
+
+def read_claims(path: Path) -> list[dict]:
+    """``ablation.claims`` of the config at ``path`` (``--claims``); an error when it has none."""
+    claims = claims_in(path)
     if not claims:
         raise ValueError(f"{path}: no ablation.claims")
-    return OmegaConf.to_container(claims, resolve=False)
+    return claims
 
 
 def find_claims(runs: list[Run], name: str) -> list[dict]:
     """``ablation.claims`` from a run's saved config, else from the repository's conf/ablation/NAME.yaml."""
-    for r in runs:
-        path = r.path / RUN_CONFIG
-        if path.exists():
-            claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
-            if claims:
-                return OmegaConf.to_container(claims, resolve=False)
-    path = REPO / "conf" / "ablation" / f"{name}.yaml"
-    if path.exists():
-        claims = OmegaConf.select(OmegaConf.load(path), "ablation.claims", default=None)
-        if claims:
-            return OmegaConf.to_container(claims, resolve=False)
+    for path in [r.path / RUN_CONFIG for r in runs] + [REPO / "conf" / "ablation" / f"{name}.yaml"]:
+        if path.exists() and (claims := claims_in(path)):
+            return claims
     return []
 
 
