@@ -1,8 +1,8 @@
 """The decoding sweep (conf/ablation/decoding.yaml): a grid of joint-search settings over trained models, no training.
 
-Its config (arm names, the model each job decodes, the baseline = the Recognizer's defaults), asr/sweep.py's
-decode-only path (with the evaluation replaced by a recorder: no model is needed) and the collector's table and
-verdicts on fake per-utterance results of a grid.
+Its config (arm names, the model each job decodes, the baseline = the training sweeps' joint search, the
+Recognizer's defaults a grid point), asr/sweep.py's decode-only path (with the evaluation replaced by a recorder: no
+model is needed) and the collector's table and verdicts on fake per-utterance results of a grid.
 """
 from __future__ import annotations
 
@@ -40,9 +40,16 @@ def test_every_grid_point_is_an_arm_named_by_its_settings_decoding_the_baseline_
     arms = {f"ctcw{float(w)}_lb{float(b)}" for w, b in grid()}
     base = compose_train("+ablation=decoding")
     assert base.ablation.baseline == base.ablation.arm in arms
-    # the baseline arm is what the recognizer does when nobody sets the search
+    # what the recognizer does when nobody sets the search is one of the grid's arms
     defaults = inspect.signature(Recognizer).parameters
-    assert base.evaluate.search == {k: defaults[k].default for k in ("attention_ctc_weight", "attention_length_bonus")}
+    default_arm = f"ctcw{defaults['attention_ctc_weight'].default}_lb{defaults['attention_length_bonus'].default}"
+    assert default_arm in arms
+    # the baseline is the search the training sweeps decode joint attention with, so their tables and this sweep's
+    # baseline are the same decode of the same models
+    weight = base.evaluate.search.attention_ctc_weight
+    for name in ("posenc", "focal", "sampling", "augment"):
+        assert compose_train(f"+ablation={name}").evaluate.search == {"attention_ctc_weight": weight}
+    assert base.evaluate.search.attention_length_bonus == defaults["attention_length_bonus"].default
     assert all(set(c["arms"]) <= arms for c in base.ablation.claims)
 
 

@@ -67,8 +67,9 @@ def direct(rec: Recognizer, **kwargs) -> list[list[int]]:
     ctc = rec.backend.ctc_log_probs(enc_out)
     tok = rec.tokenizer
     return [list(attention_beam_search(enc_out[b:b + 1], enc_lens[b:b + 1], ctc[b], rec.backend.decoder_step,
-                                       sos=tok.sos_id, eos=tok.eos_id, beam=rec.beam, ctc_weight=0.3,
-                                       blank=tok.blank_id, **kwargs)[0][0]) for b in range(3)]
+                                       sos=tok.sos_id, eos=tok.eos_id, beam=rec.beam,
+                                       ctc_weight=rec.attention_ctc_weight, blank=tok.blank_id, **kwargs)[0][0])
+            for b in range(3)]
 
 
 def test_default_recognizer_is_the_search_without_a_length_term():
