@@ -19,7 +19,7 @@ import pytest
 import collect_ablation as ca
 from asr import sweep
 from asr.inference.recognizer import Recognizer
-from tests.ablation.test_configs import ROOT, compose_train, sweep_params
+from tests.ablation.test_configs import ROOT, SWEEPS, compose_train, sweep_params
 
 
 def grid() -> list[tuple[str, str]]:
@@ -47,7 +47,7 @@ def test_every_grid_point_is_an_arm_named_by_its_settings_decoding_the_baseline_
     # the baseline is the search the training sweeps decode joint attention with, so their tables and this sweep's
     # baseline are the same decode of the same models
     weight = base.evaluate.search.attention_ctc_weight
-    for name in ("posenc", "focal", "sampling", "augment"):
+    for name in SWEEPS:  # the training sweeps
         assert compose_train(f"+ablation={name}").evaluate.search == {"attention_ctc_weight": weight}
     assert base.evaluate.search.attention_length_bonus == defaults["attention_length_bonus"].default
     assert all(set(c["arms"]) <= arms for c in base.ablation.claims)
