@@ -69,10 +69,16 @@ SETTINGS = ("beam", "nbest", "ctc_weight", "attention_ctc_weight", "attention_le
 
 
 def machine_info(device: torch.device | str) -> dict:
-    """Where the figures were measured."""
+    """Where the figures were measured.
+
+    ``cpu_capability`` is the vector instruction set PyTorch's CPU kernels use (e.g. AVX2, AVX512): two machines
+    with different ones sum floats in another order, and a long training run drifts apart like another seed
+    (``ATEN_CPU_CAPABILITY=avx2`` pins it; recipes/aishell/ABLATIONS.md, "How the sweeps run").
+    """
     device = torch.device(device)
     info = {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(device),
-            "platform": platform.platform(), "torch": torch.__version__}
+            "platform": platform.platform(), "torch": torch.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
