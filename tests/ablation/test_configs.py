@@ -139,6 +139,15 @@ def test_run_folders_are_root_name_arm_seed():
     assert cfg.hydra.run.dir == "/x/posenc/abs/seed2"
 
 
+@pytest.mark.parametrize("name", SWEEPS + ["decoding"])
+def test_a_job_decodes_with_the_threads_it_trains_with(name):
+    # two 1-thread jobs on two cores whose evaluations each took both cores spent 40x longer in attention search
+    for evaluate in ([], ["evaluate=conditions"]):
+        assert compose_train(f"+ablation={name}", "threads=1", *evaluate).evaluate.threads == 1
+    assert compose_train(f"+ablation={name}").evaluate.threads is None  # no threads given: the CPUs it may use
+    assert compose_train(f"+ablation={name}", "threads=1", "evaluate.threads=2").evaluate.threads == 2
+
+
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_claim_names_arms_sets_modes_and_metrics_that_exist(name):
     import collect_ablation
