@@ -44,7 +44,7 @@ from asr.data.pipeline import SamplePipeline, collate  # noqa: E402
 from asr.data.text import normalize_text  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from asr.decode import SUBSET_KEYS  # noqa: E402
+from asr.decode import SUBSET_KEYS, machine_info  # noqa: E402
 from asr.decoding.cer import ErrorStats, compute_cer, focus_stats, per_utterance  # noqa: E402
 from asr.evaluate import read_metrics, write_metrics  # noqa: E402
 from asr.features.cmvn import GlobalCMVN  # noqa: E402
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
               "num_params": sum(p.numel() for p in model.parameters()), "averaged": None,
               "model": "torchaudio.models.Conformer + conv2d subsampling x4 + CTC", "last_losses": losses[-10:],
               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "torch": torch.__version__, "torchaudio": torchaudio.__version__}
+              "torch": torch.__version__, "torchaudio": torchaudio.__version__, "machine": machine_info("cpu")}
     identity = OmegaConf.create({"ablation": {"name": args.name, "arm": args.arm}, "seed": args.seed})
     print(f"-> {write_metrics(args.out, identity, record)}")
     return 0

@@ -102,6 +102,9 @@ def test_three_steps_end_to_end_as_a_run_the_collector_reads(data, tmp_path):
     assert m["steps"] == 3 and len(m["last_losses"]) == 3 and m["num_params"] > 0
     assert set(m["cer"]) == {"dev", "test", "train"} and m["counts"]["test"]["ctc_greedy_search"]["utterances"] == 3
     assert (out / "model.pt").exists()
+    # where it ran, as the recipe's runs say it: the threads asked for and PyTorch's CPU kernels
+    assert m["machine"]["torch_threads"] == 1
+    assert m["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     # the collector's view of the run: per-utterance errors that add up to the recorded CER
     (run,) = ca.find_runs(tmp_path / "stock")
     for split in ("dev", "test", "train"):
